@@ -1,0 +1,41 @@
+# mlyard: every target creates .venv and installs the project when needed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast bench postgres lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: create ./demo-workspace, start the server, register the example data and environment, list them, stop.
+demo: $(STAMP)
+	@bash scripts/demo.sh
+
+## postgres: install PostgreSQL 15 from Debian's packages when missing (the store tests run against it).
+postgres:
+	@bash scripts/install-postgres.sh
+
+## test: the whole suite, SQLite and PostgreSQL, end-to-end tests included.
+test: $(STAMP) postgres
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+## bench: the benchmarks against their peers; prints one table (never part of `make test`).
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m mypy src
+
+clean:
+	rm -rf $(VENV) demo-workspace .pytest_cache .mypy_cache .ruff_cache

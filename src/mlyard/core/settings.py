@@ -1,0 +1,136 @@
+"""Every setting mlyard reads, in one place.
+
+Server side (``ServerSettings``), highest precedence first: explicit arguments, ``MLYARD_*``
+environment variables, the workspace file ``<workspace>/mlyard.yaml``, the defaults below.
+
+Client side (``ClientSettings``): ``MLYARD_URL`` and ``MLYARD_TOKEN``, else the client file that
+``mlyard workspace init`` writes into ``<workspace>/.mlyard/client.yaml``.
+
+Environment variables:
+    MLYARD_WORKSPACE      folder of the workspace (default: the current folder)
+    MLYARD_DATABASE_URL   SQLAlchemy URL of the metadata store (default: SQLite file in the workspace)
+    MLYARD_HOST           address the server binds (default 127.0.0.1)
+    MLYARD_PORT           port the server binds (default 5780)
+    MLYARD_LOG_LEVEL      server log level (default info)
+    MLYARD_ARTIFACTS_ROOT fsspec URL of the default datastore's root (default <workspace>/artifacts)
+    MLYARD_URL            (client) base URL of the server
+    MLYARD_TOKEN          (client) API token sent as ``Authorization: Bearer``
+    MLYARD_DEBUG          (client) show tracebacks for unexpected errors
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+WORKSPACE_FILE = "mlyard.yaml"
+STATE_DIR = ".mlyard"
+CLIENT_FILE = "client.yaml"
+DEFAULT_PORT = 5780
+DEFAULT_DATASTORE = "workspaceblobstore"
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """Read a small YAML mapping written by mlyard itself; missing file gives {}."""
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        from mlyard.core.errors import InvalidRequestError
+
+        raise InvalidRequestError(f"{path}: expected a mapping of settings; fix or delete the file")
+    return data
+
+
+class _WorkspaceFileSource(PydanticBaseSettingsSource):
+    """Values from ``<workspace>/mlyard.yaml`` (the workspace found from init args or env)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], init_kwargs: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        ws = init_kwargs.get("workspace") or os.environ.get("MLYARD_WORKSPACE") or "."
+        self._values = read_yaml_mapping(Path(ws) / WORKSPACE_FILE)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        names = set(self.settings_cls.model_fields) - {"workspace"}
+        return {k: v for k, v in self._values.items() if k in names and v is not None}
+
+
+class ServerSettings(BaseSettings):
+    """Settings of ``mlyard server`` and of anything that opens a workspace directly."""
+
+    model_config = SettingsConfigDict(env_prefix="MLYARD_", extra="ignore")
+
+    workspace: Path = Field(default=Path("."), description="Folder of the workspace.")
+    name: str | None = Field(default=None, description="Display name of the workspace.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL of the store.")
+    host: str = Field(default="127.0.0.1", description="Address the server binds.")
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535, description="Port the server binds.")
+    log_level: str = Field(default="info", description="Server log level.")
+    artifacts_root: str | None = Field(default=None, description="Root of the default datastore.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        init_kwargs = init_settings()  # type: ignore[operator]
+        return init_settings, env_settings, _WorkspaceFileSource(settings_cls, init_kwargs)
+
+    @property
+    def workspace_path(self) -> Path:
+        return self.workspace.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.workspace_path / 'mlyard.db'}"
+
+    @property
+    def resolved_artifacts_root(self) -> str:
+        return self.artifacts_root or str(self.workspace_path / "artifacts")
+
+    @property
+    def workspace_name(self) -> str:
+        return self.name or self.workspace_path.name
+
+    @property
+    def state_dir(self) -> Path:
+        return self.workspace_path / STATE_DIR
+
+
+class ClientSettings(BaseSettings):
+    """Where the CLI and SDK find the server and their token."""
+
+    model_config = SettingsConfigDict(env_prefix="MLYARD_", extra="ignore")
+
+    url: str | None = Field(default=None, description="Base URL of the server.")
+    token: str | None = Field(default=None, description="API token.")
+    workspace: Path | None = Field(default=None, description="Workspace folder holding client.yaml.")
+    debug: bool = Field(default=False, description="Show tracebacks of unexpected errors.")
+
+
+def find_workspace(start: Path | None = None) -> Path | None:
+    """The nearest folder at or above ``start`` that holds ``mlyard.yaml``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / WORKSPACE_FILE).is_file():
+            return folder
+    return None
+
+
+def client_file(workspace: Path) -> Path:
+    return workspace / STATE_DIR / CLIENT_FILE
