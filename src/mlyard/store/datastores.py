@@ -1,0 +1,194 @@
+"""Datastores: named roots on a filesystem, reached through fsspec.
+
+One small interface (``Datastore``) with one implementation over any fsspec filesystem. Writes
+are atomic: content streams into a temporary name beside its target while it is hashed, is
+checked against the sha256 the caller announced, and only then renamed into place, so a crash
+never leaves a half-written file visible under its real name. Paths are POSIX, relative to the
+datastore root, and may not escape it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from mlyard.core.errors import InvalidRequestError, NotFoundError, StorageError
+
+TMP_PREFIX = ".mlyard-tmp-"
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    size: int
+
+
+def clean_relpath(path: str) -> str:
+    """Normalise a datastore-relative path; reject absolute paths and ``..`` escapes."""
+    raw = path.replace("\\", "/").strip()
+    norm = posixpath.normpath(raw.lstrip("/")) if raw else ""
+    parts = norm.split("/")
+    if not raw or norm in (".", "") or ".." in parts or any(p.startswith(TMP_PREFIX) for p in parts):
+        raise InvalidRequestError(
+            f"invalid datastore path {path!r}: give a relative path inside the datastore, without '..'"
+        )
+    return norm
+
+
+class Datastore(Protocol):
+    """A named place that holds files."""
+
+    name: str
+
+    async def write_stream(
+        self,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        expected_sha256: str | None,
+        before_commit: Callable[[str], None] | None = None,
+    ) -> WrittenFile:
+        """Write ``chunks`` atomically to ``path``; verify the sha256 when one is given.
+
+        ``before_commit`` sees the computed sha256 before the file becomes visible and may raise
+        to abandon the write.
+        """
+        ...
+
+    def open_read(self, path: str) -> BinaryIO: ...
+
+    def size(self, path: str) -> int | None:
+        """Size of the file at ``path``, or None when there is none."""
+        ...
+
+    def list_files(self, prefix: str) -> Iterator[FileInfo]: ...
+
+    def local_path(self, path: str) -> str | None:
+        """A local filesystem path for ``path``, where the datastore is local."""
+        ...
+
+
+class FsspecDatastore:
+    """A datastore over an fsspec filesystem rooted at ``root`` (a local folder or a URL)."""
+
+    def __init__(self, name: str, root: str) -> None:
+        self.name = name
+        self.fs, self.root = fsspec.core.url_to_fs(root)
+        self.root = self.root.rstrip("/")
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+        if self.is_local:
+            os.makedirs(self.root, exist_ok=True)
+
+    def _full(self, path: str) -> str:
+        return f"{self.root}/{clean_relpath(path)}"
+
+    async def write_stream(
+        self,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        expected_sha256: str | None,
+        before_commit: Callable[[str], None] | None = None,
+    ) -> WrittenFile:
+        rel = clean_relpath(path)
+        target = self._full(rel)
+        parent = posixpath.dirname(target)
+        tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            self.fs.makedirs(parent, exist_ok=True)
+            with self.fs.open(tmp, "wb") as out:
+                async for chunk in chunks:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                if self.is_local:
+                    out.flush()
+                    os.fsync(out.fileno())
+            sha = digest.hexdigest()
+            if expected_sha256 and sha != expected_sha256.lower():
+                raise InvalidRequestError(
+                    f"upload of {rel!r} arrived with sha256 {sha}, not the announced {expected_sha256}: "
+                    "the content changed or was cut off in transit; upload it again",
+                    details={"path": rel, "sha256": sha, "expected": expected_sha256},
+                )
+            if before_commit is not None:
+                before_commit(sha)
+            if self.is_local:
+                os.replace(tmp, target)
+                _fsync_dir(parent)
+            else:
+                self.fs.mv(tmp, target)
+        except OSError as exc:
+            self._discard(tmp)
+            if isinstance(exc, ConnectionError):  # the sender went away: not a storage fault
+                raise
+            raise StorageError(f"could not write {rel!r} to datastore {self.name!r}: {exc}") from exc
+        except BaseException:
+            self._discard(tmp)
+            raise
+        return WrittenFile(rel, sha, size)
+
+    def _discard(self, tmp: str) -> None:
+        try:
+            self.fs.rm(tmp)
+        except (OSError, FileNotFoundError):
+            pass
+
+    def open_read(self, path: str) -> BinaryIO:
+        rel = clean_relpath(path)
+        try:
+            return self.fs.open(self._full(rel), "rb")  # type: ignore[no-any-return]
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"no file {rel!r} in datastore {self.name!r}") from exc
+        except IsADirectoryError as exc:
+            raise InvalidRequestError(f"{rel!r} in datastore {self.name!r} is a folder, not a file") from exc
+
+    def size(self, path: str) -> int | None:
+        full = self._full(path)
+        try:
+            info = self.fs.info(full)
+        except FileNotFoundError:
+            return None
+        return int(info["size"]) if info.get("type") == "file" else None
+
+    def list_files(self, prefix: str) -> Iterator[FileInfo]:
+        base = self._full(prefix)
+        if not self.fs.exists(base):
+            return
+        if self.fs.isfile(base):
+            yield FileInfo(clean_relpath(prefix), int(self.fs.info(base)["size"]))
+            return
+        for full, info in sorted(self.fs.find(base, detail=True).items()):
+            if posixpath.basename(full).startswith(TMP_PREFIX):
+                continue
+            yield FileInfo(full[len(self.root) + 1 :], int(info["size"]))
+
+    def local_path(self, path: str) -> str | None:
+        return self._full(path) if self.is_local else None
+
+
+def _fsync_dir(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def datastore_uri(datastore: str, path: str) -> str:
+    return f"azureml://datastores/{datastore}/paths/{path}"
