@@ -1,0 +1,132 @@
+"""Schedules (reference §8.1): cron and recurrence triggers around a job or a monitor.
+
+Both spellings of the conflicting keys are accepted (``time_zone``/``timezone``,
+``schedule``/``pattern``); the SDK's names are kept. A ``create_job`` that names a local job file
+is loaded and carried inline, with the object form's keys overriding the file's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from croniter import croniter
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+
+from mlyard.specs.base import Documented, SpecModel, Text, load_context, show, spec_error, typed_union
+from mlyard.specs.components import is_file_reference
+from mlyard.specs.monitors import MonitorDefinition
+from mlyard.specs.paths import resolve_local_path
+
+WEEK_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _iso_time(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise spec_error(f"expected an ISO-8601 time such as 2024-01-01T10:00:00; got {show(value)}") from None
+        return value.strip()
+    return value
+
+
+IsoTime = Annotated[str, BeforeValidator(_iso_time)]
+
+
+class TriggerBase(SpecModel):
+    start_time: IsoTime | None = None
+    end_time: IsoTime | None = None
+    time_zone: Text = Field(default="UTC", validation_alias=AliasChoices("time_zone", "timezone"))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TriggerBase:
+        if self.start_time and self.end_time:
+            start, end = datetime.fromisoformat(self.start_time), datetime.fromisoformat(self.end_time)
+            if (start.tzinfo is None) == (end.tzinfo is None) and end <= start:
+                raise spec_error("end_time must be after start_time", "end_time")
+        return self
+
+
+class CronTrigger(TriggerBase):
+    type: Literal["cron"]
+    expression: Text
+
+    @field_validator("expression")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        fields = value.split()
+        if len(fields) != 5 or not croniter.is_valid(value):
+            raise spec_error(f"{show(value)} is not a 5-field cron expression (MINUTE HOUR DAY MONTH WEEKDAY), "
+                             "for example '0 3 * * *'")
+        return value
+
+
+def _int_list(value: Any) -> Any:
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class RecurrencePattern(SpecModel):
+    hours: Annotated[list[Annotated[int, Field(ge=0, le=23)]], BeforeValidator(_int_list)]
+    minutes: Annotated[list[Annotated[int, Field(ge=0, le=59)]], BeforeValidator(_int_list)]
+    week_days: list[Annotated[Literal[WEEK_DAYS], BeforeValidator(lambda v: v.lower() if isinstance(v, str)  # type: ignore[valid-type]
+                                                                  else v)]] | None = None
+    month_days: Annotated[list[Annotated[int, Field(ge=1, le=31)]], BeforeValidator(_int_list)] | None = None
+
+
+class RecurrenceTrigger(TriggerBase):
+    type: Literal["recurrence"]
+    frequency: Annotated[Literal["minute", "hour", "day", "week", "month"],
+                         BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)]
+    interval: int = Field(default=1, ge=1)
+    schedule: RecurrencePattern | None = Field(default=None, validation_alias=AliasChoices("schedule", "pattern"))
+
+
+Trigger = typed_union({"cron": CronTrigger, "recurrence": RecurrenceTrigger}, what="trigger")
+
+
+def _create_job(value: Any, info: ValidationInfo) -> Any:
+    """Load a local job file (string or ``job:`` of the object form), applying the object's overrides."""
+    ctx = load_context(info)
+    job_ref = value if isinstance(value, str) else value.get("job") if isinstance(value, dict) else None
+    if not isinstance(job_ref, str) or job_ref.startswith("azureml:") or not is_file_reference(job_ref):
+        return value
+    if ctx.base_path is None:
+        raise spec_error(f"'{job_ref}' is a local job file; send the job inline (the mlyard CLI does this)")
+    from pathlib import Path
+
+    from mlyard.specs.loader import load_nested_data
+
+    path = Path(resolve_local_path(job_ref, ctx.base_path))
+    if not path.is_file():
+        where = () if isinstance(value, str) else ("job",)
+        raise spec_error(f"job file '{path}' does not exist (relative paths start from the YAML file's folder)",
+                         *where)
+    overrides = {k: v for k, v in value.items() if k != "job"} if isinstance(value, dict) else {}
+    return load_nested_data(path, "job", ctx, overrides)
+
+
+class Schedule(Documented):
+    """A schedule that creates a job (``create_job``) or runs a monitor (``create_monitor``)."""
+
+    name: Text
+    display_name: Text | None = None
+    trigger: Trigger  # type: ignore[valid-type]
+    create_job: Annotated[Any, BeforeValidator(_create_job)] = None
+    create_monitor: MonitorDefinition | None = None
+    import_data: dict[str, Any] | None = None
+    is_enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Schedule:
+        given = [k for k in ("create_job", "create_monitor", "import_data") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise spec_error("a schedule needs exactly one of create_job (a job file or azureml:<job>) and "
+                             "create_monitor" + (f"; got {', '.join(given)}" if given else ""),
+                             given[1] if len(given) > 1 else "create_job")
+        if isinstance(self.create_job, str) and not self.create_job.startswith("azureml:"):
+            raise spec_error(f"create_job {show(self.create_job)} is neither a job file nor azureml:<job name>",
+                             "create_job")
+        return self
