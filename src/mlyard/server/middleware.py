@@ -1,0 +1,129 @@
+"""Plain ASGI middleware: bearer-token authentication with an audit trail, and request metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mlyard.auth.tokens import Principal
+from mlyard.core.errors import UnauthenticatedError
+from mlyard.server.services import Services
+from mlyard.store.schema import AuditEntry
+
+log = logging.getLogger("mlyard.server")
+
+OPEN_PATHS = frozenset({"/healthz"})
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+    payload = json.dumps(body).encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers],
+    })
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _bearer(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None
+
+
+class AuthMiddleware:
+    """Requires ``Authorization: Bearer <token>`` on every route but health; audits mutations."""
+
+    def __init__(self, app: ASGIApp, services: Callable[[], Services]) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        services = self.services()
+        token = _bearer(scope)
+        principal: Principal | None = None
+        if token is not None:
+            principal = await anyio.to_thread.run_sync(services.tokens.verify, token)
+        if principal is None:
+            reason = "missing bearer token" if token is None else "invalid or revoked token"
+            err = UnauthenticatedError(
+                f"{reason}: send 'Authorization: Bearer <token>' with the token 'mlyard workspace init' "
+                "printed (the CLI reads MLYARD_TOKEN or the workspace's .mlyard/client.yaml)"
+            )
+            await _send_json(send, 401, err.to_dict(), [(b"www-authenticate", b"Bearer")])
+            if scope["method"] in MUTATING:
+                await self._audit(services, "anonymous", scope, 401)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if scope["method"] in MUTATING:
+                await self._audit(services, principal.name, scope, status)
+
+    @staticmethod
+    async def _audit(services: Services, actor: str, scope: Scope, status: int) -> None:
+        def write() -> None:
+            with services.db.session() as s:
+                s.add(AuditEntry(actor=actor, action=scope["method"], resource=scope["path"][:2000], status=status))
+
+        try:
+            await anyio.to_thread.run_sync(write)
+        except Exception:  # an audit failure must not turn a done request into an error
+            log.exception("could not write the audit entry for %s %s", scope["method"], scope["path"])
+
+
+class MetricsMiddleware:
+    """Counts requests and their duration per route template, on the app's own registry."""
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.requests = Counter(
+            "mlyard_http_requests_total", "HTTP requests served.", ["method", "route", "status"], registry=registry
+        )
+        self.latency = Histogram(
+            "mlyard_http_request_duration_seconds", "Time to serve HTTP requests.", ["method", "route"],
+            registry=registry,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.requests.labels(scope["method"], template, str(status)).inc()
+            self.latency.labels(scope["method"], template).observe(time.perf_counter() - start)

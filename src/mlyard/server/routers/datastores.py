@@ -1,0 +1,69 @@
+"""``/api/v1/datastores``: named datastores, and upload/download of their files."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+
+from mlyard.core.errors import NotFoundError
+from mlyard.server.deps import get_services
+from mlyard.server.models import BlobRead, DatastoreRead
+from mlyard.server.services import Services
+from mlyard.store.datastores import clean_relpath, datastore_uri
+
+router = APIRouter(prefix="/api/v1/datastores", tags=["datastores"])
+Svc = Annotated[Services, Depends(get_services)]
+SHA_HEADER = "X-Mlyard-Sha256"
+
+
+@router.get("", response_model=list[DatastoreRead], summary="List datastores")
+def list_datastores(services: Svc) -> list[DatastoreRead]:
+    return [
+        DatastoreRead(name=r.name, type=r.type, root=r.root, is_default=r.is_default)
+        for r in services.datastores.list_rows()
+    ]
+
+
+@router.put("/{name}/paths/{path:path}", response_model=BlobRead, status_code=201, summary="Upload a file")
+async def upload(
+    name: str,
+    path: str,
+    request: Request,
+    response: Response,
+    services: Svc,
+    sha256: Annotated[str | None, Header(alias=SHA_HEADER, pattern=r"^[0-9a-fA-F]{64}$")] = None,
+) -> BlobRead:
+    """Stream the body into ``path``; with ``X-Mlyard-Sha256`` the content is verified first."""
+    written, created = await services.blobs.upload(name, path, request.stream(), sha256)
+    if not created:
+        response.status_code = 200
+    return BlobRead(datastore=name, path=written.path, sha256=written.sha256, size=written.size,
+                    uri=datastore_uri(name, written.path), created=created)
+
+
+@router.head("/{name}/paths/{path:path}", summary="Is this file stored, and with which sha256")
+def stat(name: str, path: str, services: Svc) -> Response:
+    blob = services.blobs.stat(name, path)
+    return Response(headers={SHA_HEADER: blob.sha256, "X-Mlyard-Size": str(blob.size)})
+
+
+@router.get("/{name}/paths/{path:path}", summary="Download a file", response_class=Response)
+async def download(name: str, path: str, services: Svc) -> Response:
+    rel = clean_relpath(path)
+    store = services.datastores.get(name)
+    local = store.local_path(rel)
+    if local is not None:
+        if not await anyio.Path(local).is_file():
+            raise NotFoundError(f"no file {rel!r} in datastore {name!r}", details={"path": rel})
+        return FileResponse(local, media_type="application/octet-stream")
+    handle = store.open_read(rel)
+
+    def chunks() -> object:
+        with handle:
+            while chunk := handle.read(1 << 20):
+                yield chunk
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream")  # type: ignore[arg-type]
