@@ -1,0 +1,176 @@
+"""``mlyard data|environment|model|component``: create, list, show, download, archive, restore."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlyard.cli.context import make_client
+from mlyard.cli.output import Column, emit, output_option
+
+LIST_COLUMNS: list[Column] = [
+    ("name", lambda r: r["name"]),
+    ("version", lambda r: r["version"]),
+    ("type", lambda r: r.get("type")),
+    ("path", lambda r: r.get("path")),
+    ("created", lambda r: str(r.get("created_at", ""))[:19]),
+    ("archived", lambda r: "yes" if r.get("archived") else ""),
+]
+SHOW_FIELDS = ("name", "version", "type", "path", "description", "tags", "archived", "created_at", "created_by",
+               "content_hash")
+
+
+def _show_rows(asset: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = [{"field": k, "value": asset.get(k)} for k in SHOW_FIELDS if asset.get(k) not in (None, {}, "")]
+    files = asset.get("files") or []
+    if files:
+        rows.append({"field": "files", "value": f"{len(files)} ({sum(f['size'] for f in files):,} bytes)"})
+    return rows
+
+
+def _emit_asset(asset: dict[str, Any], fmt: str) -> None:
+    if fmt == "table":
+        emit(_show_rows(asset), fmt, [("field", lambda r: r["field"]), ("value", lambda r: r["value"])])
+    else:
+        emit(asset, fmt)
+
+
+def _local_bytes(kind: str, spec: dict[str, Any]) -> int:
+    from mlyard.specs.content import local_content_paths
+
+    total = 0
+    for _field, local in local_content_paths(kind, spec):
+        p = Path(local)
+        if p.is_file():
+            total += p.stat().st_size
+        elif p.is_dir():
+            total += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return total
+
+
+def _create(ctx: click.Context, kind: str, file: str | None, overrides: tuple[str, ...], name: str | None,
+            version: str | None, shortcut: dict[str, Any], fmt: str) -> None:
+    from mlyard.specs import load_spec, load_spec_dict
+
+    if file:
+        loaded = load_spec(file, kind, overrides=overrides, name=name, version=version)
+    else:
+        missing = [opt for opt, value in (("--name", name),) if not value]
+        if missing or not any(shortcut.values()):
+            raise click.UsageError(f"give -f FILE, or --name with {', '.join('--' + k.replace('_', '-') for k in shortcut)}")
+        data = {"name": name, **({"version": version} if version else {}), **{k.rstrip("_"): v for k, v in shortcut.items() if v}}
+        loaded = load_spec_dict(data, kind, base_path=Path.cwd(), source="<command line>")
+    for warning in loaded.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    spec = loaded.spec.model_dump(mode="json", exclude_none=True, by_alias=True)
+    client = make_client(ctx)
+    total = _local_bytes(kind, spec)
+    if total and fmt == "table":
+        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+        with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                      TransferSpeedColumn(), transient=True) as bar:
+            task = bar.add_task(f"uploading {spec.get('name')}", total=total)
+            result = client.operations(kind).create(loaded, progress=lambda _p, n: bar.advance(task, n))
+    else:
+        result = client.operations(kind).create(loaded)
+    if fmt == "table":
+        verb = "created" if result.get("created") else "exists, unchanged:"
+        click.echo(f"{kind} {result['name']}:{result['version']} {verb}")
+    _emit_asset(result, fmt)
+
+
+def asset_group(kind: str, shortcut_options: list[click.Option]) -> click.Group:
+    """The command group of one asset kind."""
+
+    @click.group(name=kind, help=f"Manage {kind} assets (versioned and immutable).")
+    def group() -> None:
+        pass
+
+    @group.command("create")
+    @click.option("-f", "--file", type=click.Path(dir_okay=False), help=f"YAML file of the {kind}.")
+    @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+                  help="Override a field before validation (repeatable), e.g. --set version=2.")
+    @click.option("-n", "--name", help="Name (wins over the file).")
+    @click.option("-v", "--version", help="Version (wins over the file; default: the next integer).")
+    @output_option
+    @click.pass_context
+    def create(ctx: click.Context, file: str | None, overrides: tuple[str, ...], name: str | None,
+               version: str | None, output: str, **shortcut: Any) -> None:
+        """Create a version from a YAML file (local content is uploaded first)."""
+        _create(ctx, kind, file, overrides, name, version, shortcut, output)
+
+    for opt in shortcut_options:
+        create.params.append(opt)
+
+    @group.command("list")
+    @click.option("-n", "--name", help="List the versions of this asset.")
+    @click.option("--include-archived", is_flag=True, help="Include archived versions.")
+    @output_option
+    @click.pass_context
+    def list_(ctx: click.Context, name: str | None, include_archived: bool, output: str) -> None:
+        """List assets (newest version of each), or the versions of one."""
+        rows = make_client(ctx).operations(kind).list(name, include_archived=include_archived)
+        emit(rows, output, LIST_COLUMNS)
+
+    @group.command("show")
+    @click.option("-n", "--name", required=True, help="Name, or NAME:VERSION, or NAME@latest.")
+    @click.option("-v", "--version", help="Version.")
+    @click.option("-l", "--label", type=click.Choice(["latest"]), help="Label instead of a version.")
+    @output_option
+    @click.pass_context
+    def show(ctx: click.Context, name: str, version: str | None, label: str | None, output: str) -> None:
+        """Show one version (default: the latest)."""
+        _emit_asset(make_client(ctx).operations(kind).get(name, version, label=label), output)
+
+    @group.command("download")
+    @click.option("-n", "--name", required=True, help="Name, or NAME:VERSION.")
+    @click.option("-v", "--version", help="Version (default: latest).")
+    @click.option("-p", "--download-path", default=".", show_default=True, type=click.Path(file_okay=False),
+                  help="Folder to download into; files land in <path>/<name>/.")
+    @click.pass_context
+    def download(ctx: click.Context, name: str, version: str | None, download_path: str) -> None:
+        """Download a version's files, verifying each sha256."""
+        target = make_client(ctx).operations(kind).download(name, version, download_path=download_path)
+        click.echo(f"downloaded to {os.path.relpath(target)}")
+
+    for verb, archived in (("archive", True), ("restore", False)):
+        _archive_command(group, kind, verb, archived)
+    return group
+
+
+def _archive_command(group: click.Group, kind: str, verb: str, archived: bool) -> None:
+    @group.command(verb, help=f"{verb.capitalize()} a {kind}: one version with -v, else every version.")
+    @click.option("-n", "--name", required=True)
+    @click.option("-v", "--version")
+    @click.pass_context
+    def command(ctx: click.Context, name: str, version: str | None) -> None:
+        ops = make_client(ctx).operations(kind)
+        rows = ops.archive(name, version) if archived else ops.restore(name, version)
+        click.echo(f"{verb}d {kind} {name}: versions {', '.join(r['version'] for r in rows)}")
+
+
+def _opt(*decls: str, **kwargs: Any) -> click.Option:
+    return click.Option(list(decls), **kwargs)
+
+
+data = asset_group("data", [
+    _opt("--type", "type_", type=click.Choice(["uri_file", "uri_folder", "mltable"]), help="Data type (without -f)."),
+    _opt("--path", help="Local path or URI (without -f)."),
+    _opt("--description", help="Description (without -f)."),
+])
+environment = asset_group("environment", [
+    _opt("--image", help="Docker image (without -f)."),
+    _opt("--conda-file", "conda_file", help="Conda YAML file (without -f)."),
+    _opt("--description", help="Description (without -f)."),
+])
+model = asset_group("model", [
+    _opt("--type", "type_", type=click.Choice(["custom_model", "mlflow_model", "triton_model"]),
+         help="Model type (without -f)."),
+    _opt("--path", help="Local file or folder, or URI (without -f)."),
+    _opt("--description", help="Description (without -f)."),
+])
+component = asset_group("component", [])

@@ -1,0 +1,24 @@
+"""``mlyard validate -f FILE --kind KIND``: load and check a YAML file, creating nothing."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("-f", "--file", "file", required=True, type=click.Path(dir_okay=False), help="YAML file.")
+@click.option("-k", "--kind", required=True, help="What the file is: data, environment, model, component, job, "
+              "online-endpoint, online-deployment, batch-endpoint, batch-deployment, schedule, monitor, compute, "
+              "datastore.")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a field (repeatable).")
+def validate(file: str, kind: str, overrides: tuple[str, ...]) -> None:
+    """Check FILE as the given kind; print its warnings, or its errors with file:line and field."""
+    from mlyard.core.errors import InvalidRequestError
+    from mlyard.specs import SPEC_KINDS, load_spec
+
+    if kind not in SPEC_KINDS:
+        raise InvalidRequestError(f"unknown kind {kind!r}: expected one of {', '.join(SPEC_KINDS)}")
+    loaded = load_spec(file, kind, overrides=overrides)
+    for warning in loaded.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    click.echo(f"{file}: valid {type(loaded.spec).__name__}")

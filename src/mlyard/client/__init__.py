@@ -1,0 +1,71 @@
+"""The mlyard Python SDK: the same operations as the CLI, over HTTP.
+
+    from mlyard.client import MlyardClient
+    client = MlyardClient.from_env()
+    client.data.create(load_spec("data.yml", "data"))
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from mlyard.client.assets import AssetOperations
+from mlyard.client.http import Transport
+from mlyard.core.errors import InvalidRequestError
+from mlyard.core.settings import ClientSettings, client_file, find_workspace, read_yaml_mapping
+
+
+class MlyardClient:
+    """A connection to one mlyard server."""
+
+    def __init__(self, url: str, token: str | None = None) -> None:
+        self.transport = Transport(url, token)
+        self.url = self.transport.url
+        default_datastore = cache(lambda: str(self.workspace()["default_datastore"]))
+        self.data = AssetOperations(self.transport, "data", default_datastore)
+        self.environments = AssetOperations(self.transport, "environment", default_datastore)
+        self.models = AssetOperations(self.transport, "model", default_datastore)
+        self.components = AssetOperations(self.transport, "component", default_datastore)
+
+    @classmethod
+    def from_env(cls, url: str | None = None, token: str | None = None, workspace: Path | None = None) -> MlyardClient:
+        """Find the server: arguments, then ``MLYARD_URL``/``MLYARD_TOKEN``, then the workspace's client file."""
+        env = ClientSettings()
+        url, token = url or env.url, token or env.token
+        if not (url and token):
+            ws = workspace or env.workspace or find_workspace()
+            if ws is not None:
+                saved = read_yaml_mapping(client_file(Path(ws)))
+                url, token = url or saved.get("url"), token or saved.get("token")
+        if not url:
+            raise InvalidRequestError(
+                "no mlyard server configured: set MLYARD_URL and MLYARD_TOKEN, run inside a workspace "
+                "folder, or create one with 'mlyard workspace init'"
+            )
+        return cls(url, token)
+
+    def operations(self, kind: str) -> AssetOperations:
+        return {"data": self.data, "environment": self.environments, "model": self.models,
+                "component": self.components}[kind]
+
+    def workspace(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.transport.json("GET", "/api/v1/workspace")
+        return result
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.transport.json("GET", "/healthz")
+        return result
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> MlyardClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["MlyardClient"]

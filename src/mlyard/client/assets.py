@@ -1,0 +1,117 @@
+"""Asset operations of the SDK: create (uploading local content), list, show, download, archive."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+from pathlib import Path
+from typing import Any
+
+from mlyard.client.http import Transport, raise_for_error
+from mlyard.client.uploads import Progress, plan_upload, upload_plan
+from mlyard.core.errors import StorageError
+from mlyard.core.hashing import CHUNK
+from mlyard.specs import LoadedSpec
+from mlyard.specs.content import local_content_paths, spec_fields
+from mlyard.specs.references import parse_asset_reference, parse_datastore_uri
+
+SEGMENTS = {"data": "data", "environment": "environments", "model": "models", "component": "components"}
+
+
+def _set(spec: dict[str, Any], dotted: str, value: str) -> None:
+    parts = dotted.split(".")
+    target = spec
+    for p in parts[:-1]:
+        target = target[p]
+    target[parts[-1]] = value
+
+
+class AssetOperations:
+    """``client.data``, ``client.environments``, ``client.models``, ``client.components``."""
+
+    def __init__(self, transport: Transport, kind: str, default_datastore: Any) -> None:
+        self._t = transport
+        self.kind = kind
+        self._base = f"/api/v1/{SEGMENTS[kind]}"
+        self._default_datastore = default_datastore
+
+    def create(self, spec: LoadedSpec | dict[str, Any], *, progress: Progress | None = None) -> dict[str, Any]:
+        """Upload any local content the spec names, then create the version on the server."""
+        body = (
+            spec.spec.model_dump(mode="json", exclude_none=True, by_alias=True)
+            if isinstance(spec, LoadedSpec) else dict(spec)
+        )
+        files: list[dict[str, Any]] = []
+        content_field = spec_fields(self.kind, body).content_field
+        for field, local in local_content_paths(self.kind, body):
+            plan = plan_upload(local, field=field)
+            uri = upload_plan(self._t, self._default_datastore(), plan, progress)
+            _set(body, field, uri)
+            if field == content_field:
+                files = [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in plan.files]
+        result: dict[str, Any] = self._t.json("POST", self._base, json={"spec": body, "files": files})
+        return result
+
+    def list(self, name: str | None = None, *, include_archived: bool = False) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"include_archived": include_archived}
+        if name:
+            params["name"] = name
+        result: list[dict[str, Any]] = self._t.json("GET", self._base, params=params)
+        return result
+
+    def get(self, name: str, version: str | None = None, *, label: str | None = None) -> dict[str, Any]:
+        """One version; accepts ``name``, ``name:3``, ``name@latest`` and ``azureml:`` forms."""
+        ref = parse_asset_reference(name)
+        version = version or ref.version
+        if version:
+            result: dict[str, Any] = self._t.json("GET", f"{self._base}/{ref.name}/versions/{version}")
+        else:
+            result = self._t.json("GET", f"{self._base}/{ref.name}", params={"label": label or ref.label or "latest"})
+        return result
+
+    def archive(self, name: str, version: str | None = None) -> list[dict[str, Any]]:
+        return self._set_archived("archive", name, version)
+
+    def restore(self, name: str, version: str | None = None) -> list[dict[str, Any]]:
+        return self._set_archived("restore", name, version)
+
+    def _set_archived(self, verb: str, name: str, version: str | None) -> list[dict[str, Any]]:
+        ref = parse_asset_reference(name)
+        params = {"version": version or ref.version} if (version or ref.version) else {}
+        result: list[dict[str, Any]] = self._t.json("POST", f"{self._base}/{ref.name}/{verb}", params=params)
+        return result
+
+    def download(self, name: str, version: str | None = None, *, download_path: str | Path = ".",
+                 progress: Progress | None = None) -> Path:
+        """Download a version's files to ``<download_path>/<name>/``, verifying every sha256."""
+        asset = self.get(name, version)
+        target = Path(download_path) / asset["name"]
+        uri = spec_fields(self.kind, asset["spec"]).content_uri
+        if not uri or not asset["files"]:
+            target.mkdir(parents=True, exist_ok=True)
+            return target
+        datastore, path = parse_datastore_uri(uri)
+        root = posixpath.dirname(path.rstrip("/"))
+        for f in asset["files"]:
+            self._fetch(datastore, f"{root}/{f['path']}", target / f["path"], f["sha256"], progress)
+        return target
+
+    def _fetch(self, datastore: str, path: str, dest: Path, sha256: str, progress: Progress | None) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.part")
+        digest = hashlib.sha256()
+        with self._t.http.stream("GET", f"/api/v1/datastores/{datastore}/paths/{path}") as response:
+            if not response.is_success:
+                response.read()
+                raise_for_error(response)
+            with tmp.open("wb") as out:
+                for chunk in response.iter_bytes(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    if progress:
+                        progress(str(dest), len(chunk))
+        if digest.hexdigest() != sha256:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"{path} arrived with sha256 {digest.hexdigest()}, expected {sha256}; try again")
+        os.replace(tmp, dest)
