@@ -115,7 +115,7 @@ class EnvironmentBody(SpecModel):
     def _image_or_build(self) -> EnvironmentBody:
         if self.image is None and self.build is None:
             raise spec_error("an environment needs 'image' or 'build' (a Docker build context); "
-                             "add image: with conda_file:, or build: {path: ./docker-context}")
+                             "add image: with conda_file:, or build: {path: ./docker-context}", "image")
         if self.image is not None and self.build is not None:
             raise spec_error("give either 'image' or 'build', not both", "build")
         if self.conda_file is not None and self.image is None:

@@ -128,6 +128,8 @@ def _scan(text: str) -> list[Binding]:
     covered_until = 0
     for m in _EXPR_RE.finditer(text):
         stray = text.find("${{", covered_until, m.start())
+        if stray == -1 and "${{" in m.group(1):
+            stray = m.start()  # an unclosed ${{ runs into the next expression
         if stray != -1:
             raise _error(f"expression '${{{{' at character {stray} is not closed with '}}}}'")
         b = parse_binding(m.group(1))

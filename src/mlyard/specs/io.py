@@ -50,6 +50,15 @@ class DataInput(SpecModel):
         check_exists(value, info, what="input path")
         return value
 
+    @model_validator(mode="after")
+    def _mode_fits_type(self) -> DataInput:
+        if self.mode in ("eval_mount", "eval_download") and self.type != "mltable":
+            raise spec_error(f"mode {self.mode} evaluates an MLTable and needs type: mltable; a {self.type} input "
+                             "takes ro_mount, download or direct", "mode")
+        if self.mode in ("rw_mount", "mount"):
+            raise spec_error(f"mode {self.mode} is for outputs; an input takes ro_mount, download or direct", "mode")
+        return self
+
 
 class LiteralInput(SpecModel):
     """A ``{value: ...}`` wrapper around a literal (mlops-project-template nlp)."""
@@ -134,6 +143,16 @@ JobOutputs = Annotated[dict[str, JobOutput], BeforeValidator(_none_to_empty)]
 # -- component declarations ---------------------------------------------------------------------
 
 
+def _as_number(value: Any, kind: str) -> Any:
+    """PyYAML reads ``1e-3`` as a string; the SDK accepts numeric strings as defaults, so do we."""
+    if isinstance(value, str) and kind in ("number", "integer"):
+        try:
+            return int(value) if kind == "integer" else float(value)
+        except ValueError:
+            return value
+    return value
+
+
 class ComponentInput(SpecModel):
     """A declared component input: a parameter (string/number/integer/boolean) or a data port."""
 
@@ -166,7 +185,7 @@ class ComponentInput(SpecModel):
         return self
 
     def _check_default(self) -> None:
-        d = self.default
+        d = _as_number(self.default, self.type)
         if self.type == "integer" and (isinstance(d, bool) or not isinstance(d, int)):
             raise spec_error(f"default of an integer input must be an integer; got {show(d)}", "default")
         if self.type == "number" and (isinstance(d, bool) or not isinstance(d, int | float)):

@@ -178,10 +178,21 @@ def load_nested_data(path: Path, kind: str, ctx: LoadContext, overrides: dict[st
         raise spec_error(f"'{path}' refers back to itself through {' -> '.join(p.name for p in ctx.stack)}")
     data, positions = read_yaml_file(path)
     if isinstance(data, dict) and overrides:
-        data = {**data, **overrides}
+        data = _deep_merge(data, overrides)
     nested = LoadContext(base_path=path.parent, source=str(path), check_paths=ctx.check_paths,
                          warnings=ctx.warnings, stack=(*ctx.stack, resolved))
     return _validate(data, kind, positions, nested).spec
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, mappings merged key by key (the SDK's ``merge_dict``)."""
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 # -- errors -------------------------------------------------------------------------------------------

@@ -54,6 +54,13 @@ class MonitorData(SpecModel):
     data_window: DataWindow | None = None
     data_column_names: dict[str, Text] | None = None
 
+    @model_validator(mode="after")
+    def _preprocessed(self) -> MonitorData:
+        if self.input_data.type == "uri_folder" and not self.pre_processing_component:
+            raise spec_error("a uri_folder input (raw collected JSONL) needs pre_processing_component, a component "
+                             "that turns it into an mltable; or give an mltable input", "pre_processing_component")
+        return self
+
 
 def _check_keys(value: dict[str, Any], allowed: tuple[str, ...], *where: str) -> None:
     for key, threshold in value.items():
