@@ -1,0 +1,53 @@
+"""Suite-wide fixtures: every store test runs against SQLite and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.postgres import PostgresServer, find_postgres_bin
+
+PG_MISSING = ("PostgreSQL 15 is not installed: run 'make postgres' (scripts/install-postgres.sh); "
+              "PostgreSQL store tests skipped")
+_PG_SKIPPED = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: end-to-end tests that take more than a few seconds; run in CI")
+    config.addinivalue_line("markers", "postgres: tests that run against the session's real PostgreSQL server")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if config.stash.get(_PG_SKIPPED, False):
+        terminalreporter.write_sep("!", PG_MISSING, red=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session; skipped (loudly) only when PostgreSQL is not installed."""
+    if find_postgres_bin() is None:
+        request.config.stash[_PG_SKIPPED] = True
+        pytest.skip(PG_MISSING)
+    server = PostgresServer().start()  # a failure here is an error, not a skip
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], ids=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A SQLAlchemy URL to an empty database: a SQLite file, or a fresh database on the session server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mlyard.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = server.create_database(name)
+    try:
+        yield url
+    finally:
+        server.drop_database(name)
