@@ -59,7 +59,8 @@ def test_asset_commands(server: ServerProcess, tmp_path: Path) -> None:
     table = run_cli("data", "list", env=env).stdout
     assert "cli-employees" in table
     run_cli("data", "download", "-n", "cli-employees:1", "--download-path", str(tmp_path), env=env)
-    assert (tmp_path / "cli-employees" / "employees.csv").read_bytes() == (QUICKSTART / "data/employees.csv").read_bytes()
+    downloaded = tmp_path / "cli-employees" / "employees.csv"
+    assert downloaded.read_bytes() == (QUICKSTART / "data/employees.csv").read_bytes()
     run_cli("data", "archive", "-n", "cli-employees", env=env)
     assert "cli-employees" not in run_cli("data", "list", env=env).stdout
     assert "cli-employees" in run_cli("data", "list", "--include-archived", env=env).stdout

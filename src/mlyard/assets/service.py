@@ -12,6 +12,7 @@ files (path, sha256, size). Every file must have been uploaded and verified firs
 
 from __future__ import annotations
 
+import builtins
 import posixpath
 import threading
 from dataclasses import dataclass
@@ -184,7 +185,7 @@ class AssetService:
         ref = parse_asset_reference(reference)
         return self.get(kind, ref.name, ref.version, ref.label)
 
-    def list(self, kind: AssetKind, name: str | None = None, include_archived: bool = False) -> list[Asset]:
+    def list(self, kind: AssetKind, name: str | None = None, include_archived: bool = False) -> builtins.list[Asset]:
         """Every version of ``name``, newest first; without a name, the newest version of each asset."""
         with self._db.session() as s:
             q = select(Asset).options(selectinload(Asset.files)).where(Asset.kind == kind)
@@ -202,10 +203,10 @@ class AssetService:
 
     # -- archive ----------------------------------------------------------------------------
 
-    def set_archived(self, kind: AssetKind, name: str, version: str | None, archived: bool) -> list[Asset]:
+    def set_archived(self, kind: AssetKind, name: str, version: str | None, archived: bool) -> builtins.list[Asset]:
         """Archive or restore one version, or every version of ``name``."""
 
-        def change(s: Session) -> list[Asset]:
+        def change(s: Session) -> builtins.list[Asset]:
             q = self._query(kind, name)
             if version is not None:
                 q = q.where(Asset.version == version)

@@ -58,10 +58,13 @@ def _create(ctx: click.Context, kind: str, file: str | None, overrides: tuple[st
     if file:
         loaded = load_spec(file, kind, overrides=overrides, name=name, version=version)
     else:
-        missing = [opt for opt, value in (("--name", name),) if not value]
-        if missing or not any(shortcut.values()):
-            raise click.UsageError(f"give -f FILE, or --name with {', '.join('--' + k.replace('_', '-') for k in shortcut)}")
-        data = {"name": name, **({"version": version} if version else {}), **{k.rstrip("_"): v for k, v in shortcut.items() if v}}
+        if not shortcut:
+            raise click.UsageError(f"give -f FILE: a {kind} is created from its YAML file")
+        if not name or not any(shortcut.values()):
+            options = ", ".join("--" + k.rstrip("_").replace("_", "-") for k in shortcut)
+            raise click.UsageError(f"give -f FILE, or --name with {options}")
+        fields = {k.rstrip("_"): v for k, v in shortcut.items() if v}
+        data = {"name": name, **({"version": version} if version else {}), **fields}
         loaded = load_spec_dict(data, kind, base_path=Path.cwd(), source="<command line>")
     for warning in loaded.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
@@ -98,7 +101,7 @@ def asset_group(kind: str, shortcut_options: list[click.Option]) -> click.Group:
     @click.option("-v", "--version", help="Version (wins over the file; default: the next integer).")
     @output_option
     @click.pass_context
-    def create(ctx: click.Context, file: str | None, overrides: tuple[str, ...], name: str | None,
+    def create(ctx: click.Context, /, file: str | None, overrides: tuple[str, ...], name: str | None,
                version: str | None, output: str, **shortcut: Any) -> None:
         """Create a version from a YAML file (local content is uploaded first)."""
         _create(ctx, kind, file, overrides, name, version, shortcut, output)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -83,7 +84,7 @@ def server(ctx: click.Context, host: str | None, port: int | None) -> None:
     from mlyard.core.settings import ServerSettings
     from mlyard.server.run import serve
 
-    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = ServerSettings(workspace=_workspace(ctx), **overrides)
     _check_port_free(settings.host, settings.port)
     serve(settings)
@@ -134,7 +135,7 @@ def start(ctx: click.Context, host: str | None, port: int | None, wait_s: float)
     from mlyard.core.settings import ServerSettings
 
     ws = _workspace(ctx)
-    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = ServerSettings(workspace=ws, **overrides)
     url = f"http://{settings.host}:{settings.port}"
     running = _read_pid(ws)

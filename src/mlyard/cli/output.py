@@ -18,6 +18,10 @@ output_option = click.option(
 Column = tuple[str, Callable[[dict[str, Any]], Any]]
 
 
+def _getter(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda row: row.get(key)
+
+
 def emit(value: Any, fmt: str, columns: Sequence[Column] | None = None, title: str | None = None) -> None:
     if fmt == "json":
         click.echo(json.dumps(value, indent=2, default=str))
@@ -29,7 +33,7 @@ def emit(value: Any, fmt: str, columns: Sequence[Column] | None = None, title: s
         return
     rows = value if isinstance(value, list) else [value]
     if columns is None:
-        columns = [(k, (lambda r, k=k: r.get(k))) for k in (rows[0].keys() if rows else [])]
+        columns = [(k, _getter(k)) for k in (rows[0].keys() if rows else [])]
     from rich.console import Console
     from rich.table import Table
 

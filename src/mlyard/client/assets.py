@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import posixpath
@@ -53,11 +54,11 @@ class AssetOperations:
         result: dict[str, Any] = self._t.json("POST", self._base, json={"spec": body, "files": files})
         return result
 
-    def list(self, name: str | None = None, *, include_archived: bool = False) -> list[dict[str, Any]]:
+    def list(self, name: str | None = None, *, include_archived: bool = False) -> builtins.list[dict[str, Any]]:
         params: dict[str, Any] = {"include_archived": include_archived}
         if name:
             params["name"] = name
-        result: list[dict[str, Any]] = self._t.json("GET", self._base, params=params)
+        result: builtins.list[dict[str, Any]] = self._t.json("GET", self._base, params=params)
         return result
 
     def get(self, name: str, version: str | None = None, *, label: str | None = None) -> dict[str, Any]:
@@ -70,23 +71,23 @@ class AssetOperations:
             result = self._t.json("GET", f"{self._base}/{ref.name}", params={"label": label or ref.label or "latest"})
         return result
 
-    def archive(self, name: str, version: str | None = None) -> list[dict[str, Any]]:
+    def archive(self, name: str, version: str | None = None) -> builtins.list[dict[str, Any]]:
         return self._set_archived("archive", name, version)
 
-    def restore(self, name: str, version: str | None = None) -> list[dict[str, Any]]:
+    def restore(self, name: str, version: str | None = None) -> builtins.list[dict[str, Any]]:
         return self._set_archived("restore", name, version)
 
-    def _set_archived(self, verb: str, name: str, version: str | None) -> list[dict[str, Any]]:
+    def _set_archived(self, verb: str, name: str, version: str | None) -> builtins.list[dict[str, Any]]:
         ref = parse_asset_reference(name)
         params = {"version": version or ref.version} if (version or ref.version) else {}
-        result: list[dict[str, Any]] = self._t.json("POST", f"{self._base}/{ref.name}/{verb}", params=params)
+        result: builtins.list[dict[str, Any]] = self._t.json("POST", f"{self._base}/{ref.name}/{verb}", params=params)
         return result
 
     def download(self, name: str, version: str | None = None, *, download_path: str | Path = ".",
                  progress: Progress | None = None) -> Path:
         """Download a version's files to ``<download_path>/<name>/``, verifying every sha256."""
         asset = self.get(name, version)
-        target = Path(download_path) / asset["name"]
+        target = Path(download_path) / str(asset["name"])
         uri = spec_fields(self.kind, asset["spec"]).content_uri
         if not uri or not asset["files"]:
             target.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,7 @@ class ServerSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        init_kwargs = init_settings()  # type: ignore[operator]
+        init_kwargs = init_settings()
         return init_settings, env_settings, _WorkspaceFileSource(settings_cls, init_kwargs)
 
     @property

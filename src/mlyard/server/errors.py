@@ -40,7 +40,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
-        err: MlyardError = NotFoundError(f"no such route: {exc.detail}" if exc.detail != "Not Found" else "no such route")
+        detail = f"no such route: {exc.detail}" if exc.detail != "Not Found" else "no such route"
+        err: MlyardError = NotFoundError(detail)
     else:
         err = InvalidRequestError(str(exc.detail))
     body = err.to_dict()

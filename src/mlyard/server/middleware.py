@@ -63,23 +63,32 @@ class AuthMiddleware:
                 f"{reason}: send 'Authorization: Bearer <token>' with the token 'mlyard workspace init' "
                 "printed (the CLI reads MLYARD_TOKEN or the workspace's .mlyard/client.yaml)"
             )
-            await _send_json(send, 401, err.to_dict(), [(b"www-authenticate", b"Bearer")])
             if scope["method"] in MUTATING:
                 await self._audit(services, "anonymous", scope, 401)
+            await _send_json(send, 401, err.to_dict(), [(b"www-authenticate", b"Bearer")])
             return
         scope.setdefault("state", {})["principal"] = principal
+        if scope["method"] not in MUTATING:
+            await self.app(scope, receive, send)
+            return
         status = 500
+        audited = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            # The entry is written before the response completes, so a client that saw the
+            # response can rely on finding it in the audit log.
+            nonlocal status, audited
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False) and not audited:
+                audited = True
+                await self._audit(services, principal.name, scope, status)
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            if scope["method"] in MUTATING:
+            if not audited:  # the request failed before a complete response
                 await self._audit(services, principal.name, scope, status)
 
     @staticmethod

@@ -6,6 +6,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sqlalchemy import select
@@ -55,7 +56,8 @@ def init_workspace(
 
 
 def _init(path: Path, config_file: Path, name: str | None, port: int | None, database_url: str | None) -> InitResult:
-    settings = ServerSettings(workspace=path, name=name, database_url=database_url, **({"port": port} if port else {}))
+    extra: dict[str, Any] = {"port": port} if port else {}
+    settings = ServerSettings(workspace=path, name=name, database_url=database_url, **extra)
     db = Database(settings.resolved_database_url)
     try:
         upgrade(db.engine)

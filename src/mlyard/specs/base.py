@@ -76,7 +76,8 @@ def load_context(info: ValidationInfo) -> LoadContext:
     """The load context of a validation, or a neutral one when a model is validated directly."""
     ctx = info.context
     if isinstance(ctx, dict) and isinstance(ctx.get(CONTEXT_KEY), LoadContext):
-        return ctx[CONTEXT_KEY]
+        found: LoadContext = ctx[CONTEXT_KEY]
+        return found
     return LoadContext()
 
 

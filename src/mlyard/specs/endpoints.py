@@ -215,7 +215,8 @@ class ModelBatchDeployment(Documented):
         moved = {k: data[k] for k in LEGACY_SETTINGS if k in data}
         if not moved:
             return data
-        settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
+        given = data.get("settings")
+        settings: dict[str, Any] = given if isinstance(given, dict) else {}
         rest = {k: v for k, v in data.items() if k not in moved}
         return {**rest, "settings": {**moved, **settings}}
 

@@ -84,7 +84,9 @@ class AssetReference:
         tail = f"versions/{self.version}" if self.version is not None else f"labels/{self.label}"
         if self.registry:
             return f"azureml://registries/{self.registry}/{self.asset_type}/{self.name}/{tail}"
-        return f"azureml:{self.name}:{self.version}" if self.version is not None else f"azureml:{self.name}@{self.label}"
+        if self.version is not None:
+            return f"azureml:{self.name}:{self.version}"
+        return f"azureml:{self.name}@{self.label}"
 
 
 class DatastorePath(NamedTuple):
@@ -129,7 +131,8 @@ def parse_asset_reference(text: str) -> AssetReference:
     if s.startswith("azureml:"):
         s = s[len("azureml:"):]
         if s.startswith("/"):
-            raise _fail("asset reference", text, "this azureml:// URI names a path, not an asset", ASSET_REFERENCE_FORMS)
+            raise _fail("asset reference", text, "this azureml:// URI names a path, not an asset",
+                        ASSET_REFERENCE_FORMS)
     if "@" in s:
         name, _, label = s.partition("@")
         return _checked(text, name, None, label, None, None)
@@ -196,7 +199,8 @@ def classify_path(text: str) -> PathKind:
     """What a path string names. Anything without a known scheme (or with ``file:``) is local."""
     s = text.strip()
     low = s.lower()
-    if low.startswith("azureml://datastores/") or (low.startswith("azureml://subscriptions/") and "/datastores/" in low):
+    long_form = low.startswith("azureml://subscriptions/") and "/datastores/" in low
+    if low.startswith("azureml://datastores/") or long_form:
         return "datastore"
     if low.startswith("azureml://jobs/"):
         return "job_output"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from croniter import croniter
+from croniter import croniter  # type: ignore[import-untyped]
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from mlyard.specs.base import Documented, SpecModel, Text, load_context, show, spec_error, typed_union

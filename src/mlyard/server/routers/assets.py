@@ -43,7 +43,7 @@ def asset_router(kind: AssetKind) -> APIRouter:
         name: Annotated[str | None, Query(description="Only versions of this asset.")] = None,
         include_archived: bool = False,
     ) -> list[AssetRead]:
-        return [AssetRead.of(r) for r in services.assets.list(kind, name, include_archived)]
+        return [AssetRead.of(r) for r in services.assets.list(kind, name, include_archived=include_archived)]
 
     @router.get("/{name}", response_model=AssetRead, summary=f"Show the latest {kind} version")
     def latest(name: str, services: Svc, label: str = "latest") -> AssetRead:
@@ -51,7 +51,7 @@ def asset_router(kind: AssetKind) -> APIRouter:
 
     @router.get("/{name}/versions", response_model=list[AssetRead], summary=f"List the versions of a {kind}")
     def versions(name: str, services: Svc, include_archived: bool = False) -> list[AssetRead]:
-        return [AssetRead.of(r) for r in services.assets.list(kind, name, include_archived)]
+        return [AssetRead.of(r) for r in services.assets.list(kind, name, include_archived=include_archived)]
 
     @router.get("/{name}/versions/{version}", response_model=AssetRead, summary=f"Show a {kind} version")
     def show(name: str, version: str, services: Svc) -> AssetRead:
