@@ -114,6 +114,9 @@ def _read_pid(ws: Path) -> int | None:
 
 def _check_port_free(host: str, port: int) -> None:
     with socket.socket() as s:
+        # uvicorn binds with SO_REUSEADDR; without it here, connections of a server that just
+        # stopped (TIME_WAIT) would make the port look taken.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as exc:

@@ -20,7 +20,7 @@ from typing import BinaryIO, Protocol
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from mlyard.core.errors import InvalidRequestError, NotFoundError, StorageError
+from mlyard.core.errors import ConflictError, InvalidRequestError, NotFoundError, StorageError
 
 TMP_PREFIX = ".mlyard-tmp-"
 
@@ -38,14 +38,24 @@ class FileInfo:
     size: int
 
 
+MAX_NAME_BYTES = 255  # one path segment, as on common filesystems
+MAX_PATH_CHARS = 1024  # the store's column width
+
+
 def clean_relpath(path: str) -> str:
-    """Normalise a datastore-relative path; reject absolute paths and ``..`` escapes."""
+    """Normalise a datastore-relative path; reject absolute paths, ``..`` escapes and unstorable names."""
     raw = path.replace("\\", "/").strip()
     norm = posixpath.normpath(raw.lstrip("/")) if raw else ""
     parts = norm.split("/")
     if not raw or norm in (".", "") or ".." in parts or any(p.startswith(TMP_PREFIX) for p in parts):
         raise InvalidRequestError(
             f"invalid datastore path {path!r}: give a relative path inside the datastore, without '..'"
+        )
+    if any(ord(c) < 32 or c == "\x7f" for c in norm):
+        raise InvalidRequestError(f"invalid datastore path {path!r}: control characters are not allowed in paths")
+    if len(norm) > MAX_PATH_CHARS or any(len(p.encode()) > MAX_NAME_BYTES for p in parts):
+        raise InvalidRequestError(
+            f"datastore path too long: at most {MAX_PATH_CHARS} characters, and {MAX_NAME_BYTES} bytes per name"
         )
     return norm
 
@@ -110,6 +120,7 @@ class FsspecDatastore:
         digest = hashlib.sha256()
         size = 0
         try:
+            self._check_room(rel)
             self.fs.makedirs(parent, exist_ok=True)
             with self.fs.open(tmp, "wb") as out:
                 async for chunk in chunks:
@@ -137,11 +148,24 @@ class FsspecDatastore:
             self._discard(tmp)
             if isinstance(exc, ConnectionError):  # the sender went away: not a storage fault
                 raise
-            raise StorageError(f"could not write {rel!r} to datastore {self.name!r}: {exc}") from exc
+            reason = exc.strerror or exc.__class__.__name__  # never the server's absolute paths
+            raise StorageError(f"could not write {rel!r} to datastore {self.name!r}: {reason}") from exc
         except BaseException:
             self._discard(tmp)
             raise
         return WrittenFile(rel, sha, size)
+
+    def _check_room(self, rel: str) -> None:
+        """A file cannot replace a folder, nor live below a file: say so as a conflict."""
+        if self.fs.isdir(self._full(rel)):
+            raise ConflictError(f"{rel!r} in datastore {self.name!r} is a folder; write the file to another path",
+                                details={"path": rel})
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            above = "/".join(parts[:i])
+            if self.fs.isfile(self._full(above)):
+                raise ConflictError(f"{above!r} in datastore {self.name!r} is a file, so {rel!r} cannot be "
+                                    "written below it; choose another path", details={"path": rel})
 
     def _discard(self, tmp: str) -> None:
         try:
