@@ -15,3 +15,8 @@ def isoformat(dt: datetime | None) -> str | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.isoformat()
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, the unit of the MLflow protocol."""
+    return int(datetime.now(UTC).timestamp() * 1000)

@@ -7,12 +7,15 @@ changes: writing different content to the same path is a conflict.
 
 from __future__ import annotations
 
+import posixpath
+import uuid
 from collections.abc import AsyncIterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlyard.core.errors import ConflictError, NotFoundError
+from mlyard.core.hashing import tree_hash
 from mlyard.store.datastores import Datastore, FsspecDatastore, WrittenFile, clean_relpath
 from mlyard.store.db import Database
 from mlyard.store.schema import Blob
@@ -62,6 +65,11 @@ def find_blob(session: Session, datastore: str, path: str) -> Blob | None:
     return session.get(Blob, (datastore, path))
 
 
+def find_blob_path(db: Database, datastore: str, path: str) -> Blob | None:
+    with db.session() as s:
+        return find_blob(s, datastore, path)
+
+
 class BlobService:
     """Writes uploads atomically and records them, refusing to change what exists."""
 
@@ -108,6 +116,44 @@ class BlobService:
 
         created = self._db.run_in_transaction(record)
         return written, created
+
+    def freeze_tree(self, datastore: str, prefix: str, basename: str) -> tuple[str, list[WrittenFile]]:
+        """Copy every file under ``prefix`` to ``LocalUpload/<tree hash>/<basename>/...``, recorded as blobs.
+
+        Returns the frozen folder (``LocalUpload/<tree hash>``) and the files, their paths relative to it.
+        The copy is content-addressed: the same content always lands in the same folder, and a
+        folder written once is never written again.
+        """
+        store = self._datastores.get(datastore)
+        src = clean_relpath(prefix)
+        sources = [f for f in store.list_files(src) if f.path != src or store.size(src) is not None]
+        if not sources:
+            raise NotFoundError(f"no files under {src!r} in datastore {datastore!r}")
+        staging = f"LocalUpload/.staging-{uuid.uuid4().hex}"
+        written: list[WrittenFile] = []
+        try:
+            for f in sources:
+                rel = posixpath.basename(f.path) if f.path == src else posixpath.relpath(f.path, src)
+                copy = store.copy_file(f.path, f"{staging}/{basename}/{rel}")
+                written.append(WrittenFile(f"{basename}/{rel}", copy.sha256, copy.size))
+            folder = f"LocalUpload/{tree_hash((w.path, w.sha256, w.size) for w in written)}"
+            for w in written:
+                if find_blob_path(self._db, datastore, f"{folder}/{w.path}") is None:
+                    store.copy_file(f"{staging}/{w.path}", f"{folder}/{w.path}")
+            self._db.run_in_transaction(lambda s: self._record(s, datastore, folder, written))
+        finally:
+            store.delete(staging)
+        return folder, written
+
+    @staticmethod
+    def _record(s: Session, datastore: str, folder: str, files: list[WrittenFile]) -> None:
+        for w in files:
+            path = f"{folder}/{w.path}"
+            row = find_blob(s, datastore, path)
+            if row is None:
+                s.add(Blob(datastore=datastore, path=path, sha256=w.sha256, size=w.size))
+            elif row.sha256 != w.sha256:
+                raise BlobService._conflict(datastore, path, row.sha256, w.sha256)
 
     @staticmethod
     def _conflict(datastore: str, rel: str, have: str, got: str) -> ConflictError:

@@ -38,6 +38,13 @@ class FileInfo:
     size: int
 
 
+@dataclass(frozen=True)
+class DirEntry:
+    name: str
+    is_dir: bool
+    size: int | None
+
+
 MAX_NAME_BYTES = 255  # one path segment, as on common filesystems
 MAX_PATH_CHARS = 1024  # the store's column width
 
@@ -89,6 +96,14 @@ class Datastore(Protocol):
 
     def local_path(self, path: str) -> str | None:
         """A local filesystem path for ``path``, where the datastore is local."""
+        ...
+
+    def list_dir(self, prefix: str) -> list[DirEntry]:
+        """The immediate children of folder ``prefix`` ("" for the root); empty when there is none."""
+        ...
+
+    def delete(self, path: str) -> None:
+        """Remove a file or a whole folder; removing nothing is not an error."""
         ...
 
 
@@ -155,6 +170,39 @@ class FsspecDatastore:
             raise
         return WrittenFile(rel, sha, size)
 
+    def copy_file(self, src: str, dst: str) -> WrittenFile:
+        """Copy ``src`` to ``dst`` in this datastore, hashed while copied, atomically; ``dst`` is replaced."""
+        src_rel, dst_rel = clean_relpath(src), clean_relpath(dst)
+        target = self._full(dst_rel)
+        parent = posixpath.dirname(target)
+        tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            self._check_room(dst_rel)
+            self.fs.makedirs(parent, exist_ok=True)
+            with self.open_read(src_rel) as source, self.fs.open(tmp, "wb") as out:
+                while chunk := source.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                if self.is_local:
+                    out.flush()
+                    os.fsync(out.fileno())
+            if self.is_local:
+                os.replace(tmp, target)
+                _fsync_dir(parent)
+            else:
+                self.fs.mv(tmp, target)
+        except OSError as exc:
+            self._discard(tmp)
+            raise StorageError(f"could not copy {src_rel!r} to {dst_rel!r} in datastore {self.name!r}: "
+                               f"{exc.strerror or exc.__class__.__name__}") from exc
+        except BaseException:
+            self._discard(tmp)
+            raise
+        return WrittenFile(dst_rel, digest.hexdigest(), size)
+
     def _check_room(self, rel: str) -> None:
         """A file cannot replace a folder, nor live below a file: say so as a conflict."""
         if self.fs.isdir(self._full(rel)):
@@ -204,6 +252,28 @@ class FsspecDatastore:
 
     def local_path(self, path: str) -> str | None:
         return self._full(path) if self.is_local else None
+
+    def list_dir(self, prefix: str) -> list[DirEntry]:
+        base = self._full(prefix) if prefix.strip("/") else self.root
+        try:
+            children = self.fs.ls(base, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        entries = []
+        for info in children:
+            name = posixpath.basename(str(info["name"]).rstrip("/"))
+            if name.startswith(TMP_PREFIX) or str(info["name"]).rstrip("/") == base.rstrip("/"):
+                continue
+            is_dir = info.get("type") == "directory"
+            entries.append(DirEntry(name, is_dir, None if is_dir else int(info.get("size") or 0)))
+        return sorted(entries, key=lambda e: e.name)
+
+    def delete(self, path: str) -> None:
+        full = self._full(path)
+        try:
+            self.fs.rm(full, recursive=True)
+        except FileNotFoundError:
+            pass
 
 
 def _fsync_dir(folder: str) -> None:

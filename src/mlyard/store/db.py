@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +44,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time; taking turns in-process avoids busy errors and retries.
+        self._write_lock = threading.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -63,7 +66,10 @@ class Database:
         """Run ``fn`` in a fresh transaction, retrying on unique-key races and lock timeouts."""
         for attempt in range(retries):
             try:
-                with self.session() as s:
+                if self._write_lock is None:
+                    with self.session() as s:
+                        return fn(s)
+                with self._write_lock, self.session() as s:
                     return fn(s)
             except (IntegrityError, OperationalError) as exc:
                 if attempt == retries - 1:
@@ -72,6 +78,21 @@ class Database:
             except DBAPIError as exc:
                 raise StorageError(f"the metadata store failed: {exc.orig}") from exc
         raise AssertionError("unreachable")
+
+    def upsert(self, session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str],
+               update: Sequence[str], where: Callable[[Any], Any] | None = None) -> None:
+        """INSERT ... ON CONFLICT (keys) DO UPDATE SET update [WHERE where(excluded)], on SQLite and PostgreSQL."""
+        if not rows:
+            return
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        stmt = insert(table)
+        stmt = stmt.on_conflict_do_update(index_elements=list(keys),
+                                          set_={c: stmt.excluded[c] for c in update},
+                                          where=where(stmt.excluded) if where is not None else None)
+        session.execute(stmt, list(rows))
 
     def dispose(self) -> None:
         self.engine.dispose()
