@@ -13,8 +13,9 @@ ALLOWED: dict[str, set[str]] = {
     "specs": {"core", "specs"},
     "store": {"core", "specs", "store"},
     "assets": {"core", "specs", "store", "assets"},
+    "tracking": {"core", "specs", "store", "tracking"},
     "auth": {"core", "specs", "store", "auth"},
-    "server": {"core", "specs", "store", "assets", "auth", "server"},
+    "server": {"core", "specs", "store", "assets", "auth", "tracking", "server"},
     "client": {"core", "specs", "client"},
     "cli": {"core", "specs", "client", "cli"},
 }

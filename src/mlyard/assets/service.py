@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import posixpath
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ from mlyard.specs.content import check_no_local_paths, describe_difference, spec
 from mlyard.specs.references import parse_asset_reference, parse_datastore_uri
 from mlyard.store.blobs import DatastoreRegistry, find_blob
 from mlyard.store.db import Database
+from mlyard.store.registry_schema import ModelAlias
 from mlyard.store.schema import Asset, AssetFile
 
 AssetKind = Literal["data", "environment", "model", "component"]
@@ -55,8 +57,17 @@ class AssetService:
 
     # -- create -----------------------------------------------------------------------------
 
-    def create(self, kind: AssetKind, spec: dict[str, Any], files: list[FileEntry], actor: str) -> tuple[Asset, bool]:
-        """Create a version (or return the identical existing one). Returns (asset, created)."""
+    def create(self, kind: AssetKind, spec: dict[str, Any], files: list[FileEntry], actor: str, *,
+               reuse_identical: bool = True, on_create: Callable[[Session, Asset], None] | None = None,
+               ) -> tuple[Asset, bool]:
+        """Create a version (or return the identical existing one). Returns (asset, created).
+
+        Args:
+            reuse_identical: without a version, return the newest version when its content is the
+                same (False: always take the next number, as MLflow's registry does).
+            on_create: called in the creating transaction with the new row, to write what belongs
+                with it (the registry's record of an MLflow model version).
+        """
         loaded = load_spec_dict(spec, kind)
         clean = loaded.spec.model_dump(mode="json", exclude_none=True, by_alias=True)
         check_no_local_paths(kind, clean)
@@ -75,7 +86,7 @@ class AssetService:
                 version = str(requested_version)
             else:
                 latest = self._latest(s, kind, name, include_archived=True)
-                if latest is not None and latest.content_hash == content_hash:
+                if reuse_identical and latest is not None and latest.content_hash == content_hash:
                     return latest, False
                 version = self._next_version(s, kind, name)
             row = Asset(
@@ -86,6 +97,8 @@ class AssetService:
             )
             s.add(row)
             s.flush()
+            if on_create is not None:
+                on_create(s, row)
             return row, True
 
         with self._create_lock:
@@ -170,8 +183,10 @@ class AssetService:
                 row = self._find(s, kind, name, version)
             else:
                 if label not in (None, "latest"):
-                    raise InvalidRequestError(f"unknown label {label!r}: the only label is 'latest'")
-                row = self._latest(s, kind, name)
+                    version = self._aliased(s, kind, name, label)
+                    row = self._find(s, kind, name, version)
+                else:
+                    row = self._latest(s, kind, name)
             if row is None:
                 what = f"{name}:{version}" if version else f"{name}@latest"
                 raise NotFoundError(
@@ -179,6 +194,16 @@ class AssetService:
                     details={"kind": kind, "name": name, "version": version},
                 )
             return row
+
+    @staticmethod
+    def _aliased(s: Session, kind: str, name: str, label: str) -> str:
+        """The version a model alias (``name@champion``) points at."""
+        if kind == "model":
+            version = s.scalar(select(ModelAlias.version).where(ModelAlias.name == name, ModelAlias.alias == label))
+            if version is not None:
+                return version
+            raise NotFoundError(f"model {name} has no alias {label!r}", details={"kind": kind, "name": name})
+        raise InvalidRequestError(f"unknown label {label!r}: {kind} versions are named by number or @latest")
 
     def resolve(self, kind: AssetKind, reference: str) -> Asset:
         """Resolve ``azureml:name:1``, ``name@latest``, ``name:1`` or a bare name."""

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlyard.auth.tokens import Principal
 from mlyard.core.errors import UnauthenticatedError
+from mlyard.server.mlflow.protocol import is_mlflow_path, mlflow_error
 from mlyard.server.services import Services
 from mlyard.store.schema import AuditEntry
 
@@ -65,7 +66,8 @@ class AuthMiddleware:
             )
             if scope["method"] in MUTATING:
                 await self._audit(services, "anonymous", scope, 401)
-            await _send_json(send, 401, err.to_dict(), [(b"www-authenticate", b"Bearer")])
+            body = mlflow_error(err)[0] if is_mlflow_path(scope["path"]) else err.to_dict()
+            await _send_json(send, 401, body, [(b"www-authenticate", b"Bearer")])
             return
         scope.setdefault("state", {})["principal"] = principal
         if scope["method"] not in MUTATING:

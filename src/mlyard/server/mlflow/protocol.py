@@ -1,0 +1,185 @@
+"""The MLflow REST protocol's edge: request parameters, response shapes and error bodies.
+
+MLflow clients send JSON bodies (POST, PATCH, DELETE) or query strings (GET), with 64-bit integers
+sometimes as strings; ``mlflow_params`` reads either into one mapping. Errors leave as MLflow's
+``{"error_code": ..., "message": ...}`` with the status MLflow's client maps back to the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from fastapi import Request
+
+from mlyard.core.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidRequestError,
+    InvalidSpecError,
+    MlyardError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
+from mlyard.store.tracking_schema import Dataset, LatestMetric, Metric
+from mlyard.tracking.experiments import ExperimentView
+from mlyard.tracking.runs import RunView
+
+MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow", "/api/2.0/mlflow-artifacts", "/api/3.0/mlflow")
+
+_CODES: list[tuple[type[MlyardError], str, int]] = [
+    (NotFoundError, "RESOURCE_DOES_NOT_EXIST", 404),
+    (AlreadyExistsError, "RESOURCE_ALREADY_EXISTS", 400),
+    (ConflictError, "INVALID_PARAMETER_VALUE", 400),
+    (InvalidSpecError, "INVALID_PARAMETER_VALUE", 400),
+    (InvalidRequestError, "INVALID_PARAMETER_VALUE", 400),
+    (UnauthenticatedError, "UNAUTHENTICATED", 401),
+    (PermissionDeniedError, "PERMISSION_DENIED", 403),
+]
+
+
+def is_mlflow_path(path: str) -> bool:
+    return path.startswith(MLFLOW_PREFIXES)
+
+
+def mlflow_error(err: MlyardError) -> tuple[dict[str, Any], int]:
+    """MLflow's error body and status for an mlyard error."""
+    for cls, code, status in _CODES:
+        if isinstance(err, cls):
+            return {"error_code": code, "message": err.message}, status
+    return {"error_code": "INTERNAL_ERROR", "message": err.message}, 500
+
+
+async def mlflow_params(request: Request) -> dict[str, Any]:
+    """Query parameters merged with a JSON body, if any (a repeated query key becomes a list)."""
+    params: dict[str, Any] = {}
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        params[key] = values if len(values) > 1 else values[0]
+    if request.method != "GET":
+        raw = await request.body()
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                raise InvalidRequestError("the request body is not valid JSON") from None
+            if not isinstance(body, dict):
+                raise InvalidRequestError("the request body must be a JSON object")
+            params.update(body)
+    return params
+
+
+def text(params: dict[str, Any], key: str, *, required: bool = False, default: str | None = None) -> str | None:
+    value = params.get(key)
+    if value is None or value == "":
+        if required:
+            raise InvalidRequestError(f"missing value for required parameter '{key}'")
+        return default
+    if isinstance(value, dict | list):
+        raise InvalidRequestError(f"parameter '{key}' must be a string")
+    return str(value)
+
+
+def required(params: dict[str, Any], key: str) -> str:
+    value = text(params, key, required=True)
+    assert value is not None
+    return value
+
+
+def integer(params: dict[str, Any], key: str) -> int | None:
+    value = params.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise InvalidRequestError(f"parameter '{key}' must be an integer")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidRequestError(f"parameter '{key}' must be an integer; got {value!r}") from None
+
+
+def listing(params: dict[str, Any], key: str) -> list[Any]:
+    value = params.get(key)
+    if value is None or value == "":
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def key_values(items: Any, what: str) -> dict[str, str]:
+    """``[{"key": k, "value": v}, ...]`` -> ``{k: v}``."""
+    if items in (None, ""):
+        return {}
+    if not isinstance(items, list):
+        raise InvalidRequestError(f"{what} must be a list of {{key, value}} objects")
+    out: dict[str, str] = {}
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise InvalidRequestError(f"each of {what} needs a string 'key'")
+        value = item.get("value")
+        out[item["key"]] = "" if value is None else str(value)
+    return out
+
+
+def tags_json(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in sorted(tags.items())]
+
+
+def number_json(value: float, is_nan: bool = False) -> float | str:
+    """JSON has no NaN or infinity: MLflow's protobuf JSON spells them as strings."""
+    if is_nan or math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def metric_json(m: LatestMetric | Metric) -> dict[str, Any]:
+    out = {"key": m.key, "value": number_json(m.value, m.is_nan), "timestamp": m.timestamp, "step": m.step}
+    if isinstance(m, Metric):
+        for attr in ("model_id", "dataset_name", "dataset_digest"):
+            if getattr(m, attr):
+                out[attr] = getattr(m, attr)
+        out["run_id"] = m.run_id
+    return out
+
+
+def experiment_json(view: ExperimentView) -> dict[str, Any]:
+    row = view.row
+    return {"experiment_id": str(row.id), "name": row.name, "artifact_location": row.artifact_location,
+            "lifecycle_stage": row.lifecycle_stage, "last_update_time": row.last_update_time,
+            "creation_time": row.creation_time, "tags": tags_json(view.tags)}
+
+
+def run_info_json(view: RunView) -> dict[str, Any]:
+    row = view.row
+    info: dict[str, Any] = {"run_id": row.id, "run_uuid": row.id, "run_name": row.name,
+                            "experiment_id": str(row.experiment_id), "user_id": row.user_id, "status": row.status,
+                            "start_time": row.start_time, "artifact_uri": row.artifact_uri,
+                            "lifecycle_stage": row.lifecycle_stage}
+    if row.end_time is not None:
+        info["end_time"] = row.end_time
+    return info
+
+
+def _dataset_json(dataset: Dataset) -> dict[str, Any]:
+    out = {"name": dataset.name, "digest": dataset.digest, "source_type": dataset.source_type,
+           "source": dataset.source}
+    if dataset.schema:
+        out["schema"] = dataset.schema
+    if dataset.profile:
+        out["profile"] = dataset.profile
+    return out
+
+
+def run_json(view: RunView) -> dict[str, Any]:
+    return {
+        "info": run_info_json(view),
+        "data": {"metrics": [metric_json(m) for m in view.metrics],
+                 "params": [{"key": k, "value": v} for k, v in sorted(view.params.items())],
+                 "tags": tags_json(view.tags)},
+        "inputs": {"dataset_inputs": [{"tags": tags_json({k: str(v) for k, v in t.items()}),
+                                       "dataset": _dataset_json(d)} for d, t in view.inputs]},
+        "outputs": {"model_outputs": [{"model_id": o.model_id, "step": o.step} for o in view.outputs]},
+    }

@@ -1,0 +1,195 @@
+"""Experiments: named groups of runs, with MLflow's lifecycle (active, deleted, restored).
+
+Deleting an experiment marks it and its runs deleted (nothing is removed, so it can be restored);
+its name stays taken until it is restored or renamed, as in MLflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mlyard.core.errors import AlreadyExistsError, InvalidRequestError, NotFoundError
+from mlyard.core.paging import Page, ViewType, decode_token, encode_token
+from mlyard.core.timeutil import now_ms
+from mlyard.specs.search_filters import Condition, FilterError, OrderBy, parse_experiment_filter
+from mlyard.store.db import Database
+from mlyard.store.tracking_schema import Experiment, ExperimentTag, Run
+from mlyard.tracking.sql import lifecycle_clause
+
+ARTIFACT_ROOT = "mlflow-artifacts:/mlflow"
+MAX_NAME = 500
+
+
+@dataclass
+class ExperimentView:
+    row: Experiment
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def check_key(kind: str, key: str, limit: int = 250) -> None:
+    if not key or len(key) > limit:
+        raise InvalidRequestError(f"{kind} key {key[:40]!r} must be 1 to {limit} characters")
+
+
+class ExperimentService:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- lookup ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def row(s: Session, experiment_id: str | int) -> Experiment:
+        try:
+            key = int(experiment_id)
+        except (TypeError, ValueError):
+            raise NotFoundError(f"no experiment with id {experiment_id!r}") from None
+        row = s.get(Experiment, key)
+        if row is None:
+            raise NotFoundError(f"no experiment with id {experiment_id!r}")
+        return row
+
+    @staticmethod
+    def _view(s: Session, row: Experiment) -> ExperimentView:
+        tags = dict(s.execute(select(ExperimentTag.key, ExperimentTag.value)
+                              .where(ExperimentTag.experiment_id == row.id)).tuples().all())
+        return ExperimentView(row, tags)
+
+    def get(self, experiment_id: str | int) -> ExperimentView:
+        with self._db.session() as s:
+            return self._view(s, self.row(s, experiment_id))
+
+    def get_by_name(self, name: str) -> ExperimentView:
+        with self._db.session() as s:
+            row = s.scalar(select(Experiment).where(Experiment.name == name))
+            if row is None:
+                raise NotFoundError(f"no experiment named {name!r}")
+            return self._view(s, row)
+
+    # -- changes --------------------------------------------------------------------------------------
+
+    def create(self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None) -> str:
+        """Create an experiment; returns its id (MLflow ids are strings of integers)."""
+        name = (name or "").strip()
+        if not name or len(name) > MAX_NAME:
+            raise InvalidRequestError(f"experiment name must be 1 to {MAX_NAME} characters")
+        if artifact_location:
+            raise InvalidRequestError("mlyard places experiment artifacts itself (mlflow-artifacts:/...); "
+                                      "leave artifact_location empty")
+        for key in tags or {}:
+            check_key("tag", key)
+
+        def write(s: Session) -> str:
+            if s.scalar(select(Experiment.id).where(Experiment.name == name)) is not None:
+                raise AlreadyExistsError(f"experiment {name!r} already exists")
+            now = now_ms()
+            row = Experiment(name=name, artifact_location="", lifecycle_stage="active", creation_time=now,
+                             last_update_time=now)
+            s.add(row)
+            s.flush()
+            row.artifact_location = f"{ARTIFACT_ROOT}/{row.id}"
+            s.add_all(ExperimentTag(experiment_id=row.id, key=k, value=str(v)) for k, v in (tags or {}).items())
+            return str(row.id)
+
+        return self._db.run_in_transaction(write)
+
+    def rename(self, experiment_id: str, new_name: str) -> None:
+        new_name = (new_name or "").strip()
+        if not new_name or len(new_name) > MAX_NAME:
+            raise InvalidRequestError(f"experiment name must be 1 to {MAX_NAME} characters")
+
+        def write(s: Session) -> None:
+            row = self.row(s, experiment_id)
+            if row.lifecycle_stage != "active":
+                raise InvalidRequestError(f"experiment {experiment_id} is deleted; restore it before renaming it")
+            clash = s.scalar(select(Experiment.id).where(Experiment.name == new_name, Experiment.id != row.id))
+            if clash is not None:
+                raise AlreadyExistsError(f"experiment {new_name!r} already exists")
+            row.name, row.last_update_time = new_name, now_ms()
+
+        self._db.run_in_transaction(write)
+
+    def set_lifecycle(self, experiment_id: str, stage: str) -> None:
+        """Delete (``deleted``) or restore (``active``) an experiment and its runs."""
+
+        def write(s: Session) -> None:
+            row = self.row(s, experiment_id)
+            if row.id == 0 and stage == "deleted":
+                raise InvalidRequestError("the Default experiment (id 0) cannot be deleted")
+            if row.lifecycle_stage == stage:
+                raise InvalidRequestError(f"experiment {experiment_id} is already {stage}")
+            now = now_ms()
+            row.lifecycle_stage, row.last_update_time = stage, now
+            s.execute(update(Run).where(Run.experiment_id == row.id).values(
+                lifecycle_stage=stage, deleted_time=now if stage == "deleted" else None))
+
+        self._db.run_in_transaction(write)
+
+    def set_tag(self, experiment_id: str, key: str, value: str) -> None:
+        check_key("tag", key)
+
+        def write(s: Session) -> None:
+            row = self.row(s, experiment_id)
+            if row.lifecycle_stage != "active":
+                raise InvalidRequestError(f"experiment {experiment_id} is deleted; restore it first")
+            s.merge(ExperimentTag(experiment_id=row.id, key=key, value=str(value)))
+
+        self._db.run_in_transaction(write)
+
+    def delete_tag(self, experiment_id: str, key: str) -> None:
+        def write(s: Session) -> None:
+            row = self.row(s, experiment_id)
+            tag = s.get(ExperimentTag, (row.id, key))
+            if tag is None:
+                raise NotFoundError(f"experiment {experiment_id} has no tag {key!r}")
+            s.delete(tag)
+
+        self._db.run_in_transaction(write)
+
+    # -- search ---------------------------------------------------------------------------------------
+
+    def search(self, view: ViewType, filter_text: str | None, order_by: list[str] | None, max_results: int,
+               page_token: str | None) -> Page[ExperimentView]:
+        try:
+            conditions = parse_experiment_filter(filter_text)
+            orders = _parse_orders(order_by)
+        except FilterError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        offset = decode_token(page_token)
+        with self._db.session() as s:
+            q = select(Experiment).where(lifecycle_clause(Experiment.lifecycle_stage, view))
+            for c in conditions:
+                q = q.where(_experiment_condition(c, self._db.is_sqlite))
+            for o in orders:
+                column = {"name": Experiment.name, "creation_time": Experiment.creation_time,
+                          "last_update_time": Experiment.last_update_time, "experiment_id": Experiment.id}[o.key]
+                q = q.order_by(column.asc() if o.ascending else column.desc())
+            q = q.order_by(Experiment.creation_time.desc(), Experiment.id.asc())
+            rows = list(s.scalars(q.offset(offset).limit(max_results + 1)).all())
+            views = [self._view(s, r) for r in rows[:max_results]]
+        token = encode_token(offset + max_results) if len(rows) > max_results else None
+        return Page(views, token)
+
+
+def _parse_orders(items: list[str] | None) -> list[OrderBy]:
+    from mlyard.specs.search_filters import parse_experiment_order_by
+
+    return parse_experiment_order_by(items)
+
+
+def _experiment_condition(c: Condition, sqlite: bool) -> Any:
+    from mlyard.tracking.sql import string_compare
+
+    if c.entity == "tag":
+        value = select(ExperimentTag.value).where(ExperimentTag.experiment_id == Experiment.id,
+                                                   ExperimentTag.key == c.key).scalar_subquery()
+        return string_compare(value, c.comparator, c.value, sqlite=sqlite)
+    column = {"name": Experiment.name, "creation_time": Experiment.creation_time,
+              "last_update_time": Experiment.last_update_time, "experiment_id": Experiment.id}.get(c.key)
+    if column is None:
+        raise InvalidRequestError(f"cannot filter experiments on attribute {c.key!r}")
+    return string_compare(column, c.comparator, c.value, sqlite=sqlite)
+
