@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlyard.core.errors import InvalidRequestError, NotFoundError
@@ -34,8 +36,12 @@ class SourceLocation:
     model_id: str | None = None
 
 
-def locate(s: Session, source: str, run_id: str | None, model_id: str | None) -> SourceLocation:
+def locate(s: Session, source: str, run_id: str | None, model_id: str | None,
+           has_files: Callable[[str], bool]) -> SourceLocation:
     """Resolve a version's ``source`` to a datastore location.
+
+    ``runs:/<run>/<path>`` with nothing at that path in the run's artifacts names, as in MLflow 3,
+    the model the run logged under that name (``log_model(name=...)`` stores it apart from the run).
 
     Raises:
         InvalidRequestError: the source is not a form mlyard can read on the server.
@@ -48,6 +54,13 @@ def locate(s: Session, source: str, run_id: str | None, model_id: str | None) ->
             raise NotFoundError(f"run {m['run']!r} of source {source!r} not found")
         sub = m["path"].strip("/")
         path = _artifact_path(run.artifact_uri) + (f"/{sub}" if sub else "")
+        if not has_files(path):
+            logged = s.scalars(select(LoggedModel).where(LoggedModel.source_run_id == run.id,
+                                                         LoggedModel.name == sub,
+                                                         LoggedModel.lifecycle_stage == "active")
+                               .order_by(LoggedModel.creation_time.desc())).first()
+            if logged is not None:
+                return SourceLocation(None, _artifact_path(logged.artifact_location), logged.name, run.id, logged.id)
         return SourceLocation(None, path, posixpath.basename(path), run.id, model_id)
     if m := _MODELS_RE.match(source):
         logged = s.get(LoggedModel, m["id"])

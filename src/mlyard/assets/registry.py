@@ -144,8 +144,8 @@ class Registry:
     def by_alias(self, name: str, alias: str) -> VersionView:
         with self._db.session() as s:
             row = s.get(ModelAlias, (name, alias))
-            if row is None:
-                raise NotFoundError(f"Registered model alias {alias} not found on model {name}")
+            if row is None:  # MLflow answers INVALID_PARAMETER_VALUE here, not RESOURCE_DOES_NOT_EXIST
+                raise InvalidRequestError(f"Registered model alias {alias} not found.")
             return self._version(s, name, row.version)
 
     def latest_versions(self, name: str, stages: list[str]) -> list[VersionView]:
@@ -249,7 +249,9 @@ class Registry:
                        actor: str) -> VersionView:
         with self._db.session() as s:
             self._model(s, name)
-            where = locate(s, source, run_id, model_id)
+            default = self._datastores.get(self._datastores.default_name())
+            where = locate(s, source, run_id, model_id,
+                           has_files=lambda path: next(iter(default.list_files(path)), None) is not None)
         datastore = where.datastore or self._datastores.default_name()
         folder, files = self._blobs.freeze_tree(datastore, where.path, where.basename)
         is_mlflow = any(f.path == f"{where.basename}/MLmodel" for f in files)
@@ -360,9 +362,10 @@ class Registry:
 
     def delete_alias(self, name: str, alias: str, actor: str) -> None:
         def write(s: Session) -> None:
+            self._model(s, name)
             row = s.get(ModelAlias, (name, alias))
-            if row is None:
-                raise NotFoundError(f"Registered model alias {alias} not found on model {name}")
+            if row is None:  # as in MLflow: deleting an alias that is not set changes nothing
+                return
             s.add(AliasMove(at=now_ms(), name=name, alias=alias, from_version=row.version, to_version=None,
                             actor=actor))
             _event(s, "model.alias_moved", f"{name}@{alias}", actor, alias=alias, previous=row.version, version=None)

@@ -14,6 +14,7 @@ from mlyard.assets.registry import ModelView, Registry, VersionView, _number, cr
 from mlyard.core.errors import InvalidRequestError
 from mlyard.core.paging import Page, decode_token, encode_token
 from mlyard.specs.search_filters import (
+    Condition,
     FilterError,
     OrderBy,
     parse_model_version_filter,
@@ -24,6 +25,28 @@ from mlyard.specs.search_filters import (
 from mlyard.specs.search_match import matches
 
 T = TypeVar("T")
+PROMPT_TAG = "mlflow.prompt.is_prompt"
+
+
+def _split_prompt_filter(conditions: list[Condition]) -> tuple[list[Condition], bool]:
+    """MLflow's rule: a condition on the prompt tag only says whether to list prompts or models.
+
+    Models carry no prompt tag, so ``tags.`mlflow.prompt.is_prompt` != 'true'`` (which MLflow's
+    client adds to every search) means "models only", not a tag comparison.
+    """
+    wanted_prompts = False
+    rest = []
+    for c in conditions:
+        if c.entity == "tag" and c.key == PROMPT_TAG:
+            value = str(c.value).lower()
+            wanted_prompts = (c.comparator == "=" and value == "true") or (c.comparator == "!=" and value == "false")
+        else:
+            rest.append(c)
+    return rest, wanted_prompts
+
+
+def _is_prompt(tags: dict[str, str]) -> bool:
+    return tags.get(PROMPT_TAG, "").lower() == "true"
 
 
 def _page(items: list[T], orders: list[OrderBy], key: Callable[[T, str], Any], default: Callable[[T], Any],
@@ -53,8 +76,9 @@ def search_models(registry: Registry, filter_text: str | None, order_by: list[st
         orders = parse_registered_model_order_by(order_by)
     except FilterError as exc:
         raise InvalidRequestError(str(exc)) from None
-    found = [m for m in registry.all_models()
-             if all(matches(_model_value(m, c.entity, c.key), c) for c in conditions)]
+    conditions, prompts = _split_prompt_filter(conditions)
+    found = [m for m in registry.all_models() if _is_prompt(m.tags) == prompts
+             and all(matches(_model_value(m, c.entity, c.key), c) for c in conditions)]
     return _page(found, orders, lambda m, k: _model_value(m, "attribute", k), lambda m: m.name, max_results,
                  page_token)
 
@@ -76,8 +100,9 @@ def search_versions(registry: Registry, filter_text: str | None, order_by: list[
         orders = parse_model_version_order_by(order_by)
     except FilterError as exc:
         raise InvalidRequestError(str(exc)) from None
-    found = [v for v in registry.all_versions()
-             if all(matches(_version_value(v, c.entity, c.key), c) for c in conditions)]
+    conditions, prompts = _split_prompt_filter(conditions)
+    found = [v for v in registry.all_versions() if _is_prompt(v.tags) == prompts
+             and all(matches(_version_value(v, c.entity, c.key), c) for c in conditions)]
     # MLflow's default order: name ascending, newest version first
     return _page(found, orders, lambda v, k: _version_value(v, "attribute", k),
                  lambda v: (v.asset.name, -_number(v.asset.version)[0]), max_results, page_token)

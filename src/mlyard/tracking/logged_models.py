@@ -26,6 +26,7 @@ from mlyard.tracking.experiments import ExperimentService
 from mlyard.tracking.records import check_name
 from mlyard.tracking.runs import RunService
 
+BAD_NAME_CHARACTERS = ("/", ":", ".", "%", '"', "'")  # MLflow's: names become artifact paths and URIs
 STATUSES = ("LOGGED_MODEL_STATUS_UNSPECIFIED", "LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY",
             "LOGGED_MODEL_UPLOAD_FAILED")
 
@@ -70,6 +71,9 @@ class LoggedModels:
                params: dict[str, str], tags: dict[str, str]) -> LoggedModelView:
         for key in [*params, *tags]:
             check_name("logged model param or tag", key)
+        if name is not None and (not name or any(c in name for c in BAD_NAME_CHARACTERS)):
+            raise InvalidRequestError(f"invalid model name {name!r}: it must be a non-empty string without any of "
+                                      f"{' '.join(BAD_NAME_CHARACTERS)}")
 
         def write(s: Session) -> str:
             experiment = ExperimentService.row(s, experiment_id)
