@@ -30,7 +30,7 @@ from mlyard.store.registry_schema import (
     RegisteredModelTag,
 )
 from mlyard.store.schema import Asset
-from mlyard.store.tracking_schema import Event
+from mlyard.store.tracking_schema import Dataset, Event, Run, RunInput
 
 DELETED = "Deleted_Internal"
 STAGES = ("None", "Staging", "Production", "Archived")
@@ -152,6 +152,25 @@ class Registry:
         model = self.get_model(name)
         wanted = {s.lower() for s in stages}
         return [v for v in model.latest if not wanted or v.stage.lower() in wanted]
+
+    def describe(self, asset: Asset) -> dict[str, Any]:
+        """The registry's record of a model asset version, with its lineage (version -> run -> inputs)."""
+        with self._db.session() as s:
+            record = s.get(ModelVersion, asset.id)
+            aliases = sorted(s.scalars(select(ModelAlias.alias).where(ModelAlias.name == asset.name,
+                                                                      ModelAlias.version == asset.version)).all())
+            out: dict[str, Any] = {"stage": record.current_stage if record else "None", "aliases": aliases}
+            if record is None:
+                return out
+            out.update({k: v for k, v in (("run_id", record.run_id), ("source", record.source),
+                                          ("model_id", record.model_id)) if v})
+            run = s.get(Run, record.run_id) if record.run_id else None
+            if run is not None:
+                out["experiment_id"] = str(run.experiment_id)
+                out["run_name"] = run.name
+                out["inputs"] = [{"name": d.name, "digest": d.digest, "source": d.source} for d in s.scalars(
+                    select(Dataset).join(RunInput, RunInput.dataset_id == Dataset.id).where(RunInput.run_id == run.id))]
+            return out
 
     def download_uri(self, name: str, version: str) -> str:
         view = self.get_version(name, version)

@@ -25,6 +25,9 @@ SHOW_FIELDS = ("name", "version", "type", "path", "description", "tags", "archiv
 
 def _show_rows(asset: dict[str, Any]) -> list[dict[str, Any]]:
     rows = [{"field": k, "value": asset.get(k)} for k in SHOW_FIELDS if asset.get(k) not in (None, {}, "")]
+    for key, value in (asset.get("registry") or {}).items():
+        if value not in (None, [], "", "None"):
+            rows.append({"field": key, "value": value})
     files = asset.get("files") or []
     if files:
         rows.append({"field": "files", "value": f"{len(files)} ({sum(f['size'] for f in files):,} bytes)"})

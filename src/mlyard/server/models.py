@@ -42,15 +42,17 @@ class AssetRead(BaseModel):
     spec: dict[str, Any]
     files: list[FileEntryModel]
     created: bool | None = Field(default=None, description="On create: whether a new version was written.")
+    registry: dict[str, Any] | None = Field(
+        default=None, description="Models: what the MLflow registry knows (run, source, stage, aliases, lineage).")
 
     @classmethod
-    def of(cls, row: Asset, created: bool | None = None) -> AssetRead:
+    def of(cls, row: Asset, created: bool | None = None, registry: dict[str, Any] | None = None) -> AssetRead:
         return cls(
             kind=row.kind, name=row.name, version=row.version, type=row.asset_type, path=row.path,
             description=row.description, tags=row.tags or {}, archived=row.archived,
             content_hash=row.content_hash, created_at=row.created_at, created_by=row.created_by,
             spec=row.spec, files=[FileEntryModel(path=f.path, sha256=f.sha256, size=f.size) for f in row.files],
-            created=created,
+            created=created, registry=registry,
         )
 
 

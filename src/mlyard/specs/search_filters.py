@@ -246,12 +246,17 @@ def _is_int(text: str) -> bool:
     return True
 
 
+_ESCAPES = frozenset("\n\\'\"abfnrtv01234567xNuU")
+
+
 def _list(text: str, value_type: ValueType, where: str) -> tuple[str, ...]:
     """An IN list, read as MLflow reads it (a Python literal), once its tokens are known to be strings."""
     inner = tokenize(text[1:-1])
     if all(t.kind in ("string", "symbol", "ws") or t.text == "," for t in inner):
+        # Python keeps an unknown escape such as \d as is, with a warning: double its backslash instead.
+        literal = re.sub(r"\\(.)", lambda m: m[0] if m[1] in _ESCAPES else "\\" + m[0], text, flags=re.DOTALL)
         try:
-            items = ast.literal_eval(text)
+            items = ast.literal_eval(literal)
         except (SyntaxError, ValueError):
             items = None
         items = (items,) if isinstance(items, str) else items
@@ -264,9 +269,9 @@ def _list(text: str, value_type: ValueType, where: str) -> tuple[str, ...]:
 Resolver = Callable[[str], tuple[Entity, _Field]]
 
 
-def _parse(text: str | None, resolve: Resolver, case_sensitive: bool = False) -> list[Condition]:
+def _parse(text: str | None, resolve: Resolver, case_sensitive: bool = False, loose: bool = False) -> list[Condition]:
     conditions = []
-    for clause in split_clauses(text or ""):
+    for clause in split_clauses(text or "", operations=loose):
         entity, field = resolve(clause.identifier)
         conditions.append(_condition(clause, entity, field, case_sensitive))
     return conditions
@@ -361,7 +366,7 @@ def parse_logged_model_filter(text: str | None) -> list[Condition]:
 
     Only the plural prefixes are accepted here, and params, tags and attributes take IN lists.
     """
-    return _parse(text, _logged_model_identifier)
+    return _parse(text, _logged_model_identifier, loose=True)
 
 
 def parse_logged_model_order_by(items: Sequence[Mapping[str, object]] | None) -> list[LoggedModelOrderBy]:
@@ -382,9 +387,7 @@ def parse_logged_model_order_by(items: Sequence[Mapping[str, object]] | None) ->
         if dot and entity != "metrics":
             raise FilterError(f"Invalid order_by field_name {name!r}: use an attribute or metrics.<key>")
         field = (
-            _Field(key, _NUMERIC, "float")
-            if dot
-            else _attribute(_LOGGED_MODEL_ATTRIBUTES, name.strip(), name, "logged models")
+            _Field(key, _NUMERIC, "float") if dot else _attribute(_LOGGED_MODEL_ATTRIBUTES, name, name, "logged models")
         )
         orders.append(
             LoggedModelOrderBy("metric" if dot else "attribute", field.key, ascending, dataset_name, dataset_digest)

@@ -169,13 +169,22 @@ class _Cursor:
             return RawValue(kinds.get(tok.kind, "other"), tok.text)
         return None
 
+    def end(self) -> int:
+        """Where the last token taken ends."""
+        return self.toks[self.i - 1].end
 
-def split_clauses(text: str) -> list[RawClause]:
+
+def split_clauses(text: str, operations: bool = False) -> list[RawClause]:
     """The clauses of a filter in order; the ``AND`` between them is dropped (and, as in MLflow, optional).
+
+    With ``operations``, the left side may be an arithmetic-looking run such as ``metrics.val-loss``
+    (search_logged_models reads it as text where the other searches refuse it).
 
     Raises:
         FilterError: the filter holds something other than clauses joined by ``AND``.
     """
+    if text and not text.strip():  # sqlparse finds no statement in it, which MLflow refuses
+        raise FilterError(f"Invalid filter {text!r}: it is blank; send no filter to match everything")
     cur = _Cursor(text)
     clauses: list[RawClause] = []
     after_value = False  # sqlparse glues `<value> <identifier>` into garbage unless a comparison follows
@@ -188,7 +197,7 @@ def split_clauses(text: str) -> list[RawClause]:
             cur.take()
             after_value = False
             continue
-        clause = _clause(cur)
+        clause = _clause(cur, operations)
         if clause is None:
             raise FilterError(
                 f"Invalid filter {text!r}: unexpected {tok.text!r} at character {tok.start + 1}; expected conditions "
@@ -201,11 +210,18 @@ def split_clauses(text: str) -> list[RawClause]:
     return clauses
 
 
-def _clause(cur: _Cursor) -> RawClause | None:
+def _clause(cur: _Cursor, operations: bool) -> RawClause | None:
     start = cur.peek()
-    ident = cur.identifier()
-    if start is None or ident is None:
+    if start is None or cur.identifier() is None:
         return None
+    while operations and (cur.at("op") or cur.at("wildcard")):
+        cur.take()
+        if cur.value() is None:
+            return None
+    if cur.at("name") or cur.at("symbol"):  # two identifiers in a row are one to sqlparse (an "alias")
+        if cur.identifier() is None or cur.at("cmp"):
+            return None
+    ident = cur.text[start.start : cur.end()]
     value: RawValue | None = None
     if cur.at("keyword", "IS"):
         cur.take()
@@ -232,7 +248,7 @@ def _clause(cur: _Cursor) -> RawClause | None:
             return None
     else:
         return None
-    return RawClause(ident, comparator, value, cur.text[start.start : cur.toks[cur.i - 1].end])
+    return RawClause(ident, comparator, value, cur.text[start.start : cur.end()])
 
 
 def split_order_by(text: str) -> tuple[str, bool]:

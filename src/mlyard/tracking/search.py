@@ -41,12 +41,13 @@ def _condition(c: Condition, sqlite: bool) -> ColumnElement[bool]:
         return exists().where(LatestMetric.run_id == Run.id, LatestMetric.key == c.key,
                               LatestMetric.is_nan.is_(False), numeric_compare(LatestMetric.value, c.comparator,
                                                                               c.value))
-    if c.entity == "param":
-        return exists().where(Param.run_id == Run.id, Param.key == c.key,
-                              string_compare(Param.value, c.comparator, c.value, sqlite=sqlite))
-    if c.entity == "tag":
-        return exists().where(RunTag.run_id == Run.id, RunTag.key == c.key,
-                              string_compare(RunTag.value, c.comparator, c.value, sqlite=sqlite))
+    if c.entity in ("param", "tag"):
+        table: Any = Param if c.entity == "param" else RunTag
+        if c.comparator in ("IS NULL", "IS NOT NULL"):  # the key is absent / present
+            present = exists().where(table.run_id == Run.id, table.key == c.key)
+            return ~present if c.comparator == "IS NULL" else present
+        return exists().where(table.run_id == Run.id, table.key == c.key,
+                              string_compare(table.value, c.comparator, c.value, sqlite=sqlite))
     if c.entity == "dataset":
         if c.key not in ("name", "digest"):
             raise InvalidRequestError(f"filtering on datasets.{c.key} is not supported; use datasets.name or "

@@ -11,6 +11,7 @@ from mlyard.auth.tokens import Principal
 from mlyard.server.deps import get_principal, get_services
 from mlyard.server.models import AssetCreate, AssetRead
 from mlyard.server.services import Services
+from mlyard.store.schema import Asset
 
 SEGMENTS: dict[AssetKind, str] = {
     "data": "data",
@@ -45,9 +46,13 @@ def asset_router(kind: AssetKind) -> APIRouter:
     ) -> list[AssetRead]:
         return [AssetRead.of(r) for r in services.assets.list(kind, name, include_archived=include_archived)]
 
-    @router.get("/{name}", response_model=AssetRead, summary=f"Show the latest {kind} version")
+    def detailed(services: Services, row: Asset) -> AssetRead:
+        """One version, with the registry's record when it is a model."""
+        return AssetRead.of(row, registry=services.registry.describe(row) if kind == "model" else None)
+
+    @router.get("/{name}", response_model=AssetRead, summary=f"Show the latest {kind} version (or ?label=<alias>)")
     def latest(name: str, services: Svc, label: str = "latest") -> AssetRead:
-        return AssetRead.of(services.assets.get(kind, name, label=label))
+        return detailed(services, services.assets.get(kind, name, label=label))
 
     @router.get("/{name}/versions", response_model=list[AssetRead], summary=f"List the versions of a {kind}")
     def versions(name: str, services: Svc, include_archived: bool = False) -> list[AssetRead]:
@@ -55,7 +60,7 @@ def asset_router(kind: AssetKind) -> APIRouter:
 
     @router.get("/{name}/versions/{version}", response_model=AssetRead, summary=f"Show a {kind} version")
     def show(name: str, version: str, services: Svc) -> AssetRead:
-        return AssetRead.of(services.assets.get(kind, name, version))
+        return detailed(services, services.assets.get(kind, name, version))
 
     @router.post("/{name}/archive", response_model=list[AssetRead], summary=f"Archive a {kind} (or one version)")
     def archive(name: str, services: Svc, version: str | None = None) -> list[AssetRead]:
