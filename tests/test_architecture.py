@@ -18,6 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "server": {"core", "specs", "store", "assets", "auth", "tracking", "server"},
     "client": {"core", "specs", "client"},
     "cli": {"core", "specs", "client", "cli"},
+    "datasets": {"datasets"},
 }
 # The two CLI commands that act on a local workspace folder import the server, lazily.
 EXCEPTIONS = {("cli/local.py", "server")}
