@@ -44,13 +44,18 @@ class TokenVerifier:
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
-    def verify(self, token: str) -> Principal | None:
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token verified in the last CACHE_SECONDS, without touching the store."""
         digest = hash_token(token)
-        now = time.monotonic()
         with self._lock:
             hit = self._cache.get(digest)
-            if hit and now - hit[0] < CACHE_SECONDS:
-                return hit[1]
+        return hit[1] if hit and time.monotonic() - hit[0] < CACHE_SECONDS else None
+
+    def verify(self, token: str) -> Principal | None:
+        if (principal := self.cached(token)) is not None:
+            return principal
+        digest = hash_token(token)
+        now = time.monotonic()
         with self._db.session() as s:
             row = s.execute(
                 select(ApiToken.name, ApiToken.role).where(ApiToken.token_hash == digest, ApiToken.revoked.is_(False))

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from mlyard import __version__
 from mlyard.core.settings import ServerSettings
 from mlyard.server.errors import install_error_handlers
-from mlyard.server.middleware import AuthMiddleware, MetricsMiddleware
+from mlyard.server.middleware import AuthMiddleware, MetricsMiddleware, MlflowUiPrefixMiddleware
 from mlyard.server.mlflow import artifacts as mlflow_artifacts
 from mlyard.server.mlflow import logged_models as mlflow_logged_models
 from mlyard.server.mlflow import registry as mlflow_registry
@@ -61,11 +61,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(datastores.router)
     for kind in SEGMENTS:
         app.include_router(asset_router(kind))
-    # The MLflow client calls /api/2.0/mlflow; MLflow's own UI calls /ajax-api/2.0/mlflow.
+    # The MLflow client calls /api/2.0/mlflow (its UI's /ajax-api/2.0/mlflow is rewritten to it).
     for mlflow_router in (mlflow_tracking.router, mlflow_registry.router, mlflow_logged_models.router):
         app.include_router(mlflow_router, prefix="/api/2.0/mlflow")
-        app.include_router(mlflow_router, prefix="/ajax-api/2.0/mlflow", include_in_schema=False)
     app.include_router(mlflow_artifacts.router)
     app.add_middleware(AuthMiddleware, services=lambda: app.state.services)
     app.add_middleware(MetricsMiddleware, registry=app.state.metrics_registry)
+    app.add_middleware(MlflowUiPrefixMiddleware)
     return app

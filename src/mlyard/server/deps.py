@@ -8,11 +8,12 @@ from mlyard.auth.tokens import Principal
 from mlyard.server.services import Services
 
 
-def get_services(request: Request) -> Services:
+# async: FastAPI runs a sync dependency in a worker thread, a hop per request for an attribute read.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     principal: Principal = request.scope["state"]["principal"]
     return principal

@@ -21,6 +21,7 @@ from mlyard.store.schema import AuditEntry
 log = logging.getLogger("mlyard.server")
 
 OPEN_PATHS = frozenset({"/healthz"})
+AJAX_PREFIX = "/ajax-api/2.0/mlflow/"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -56,8 +57,8 @@ class AuthMiddleware:
         services = self.services()
         token = _bearer(scope)
         principal: Principal | None = None
-        if token is not None:
-            principal = await anyio.to_thread.run_sync(services.tokens.verify, token)
+        if token is not None:  # the store is read (in a worker thread) only on a cache miss
+            principal = services.tokens.cached(token) or await anyio.to_thread.run_sync(services.tokens.verify, token)
         if principal is None:
             reason = "missing bearer token" if token is None else "invalid or revoked token"
             err = UnauthenticatedError(
@@ -103,6 +104,19 @@ class AuthMiddleware:
             await anyio.to_thread.run_sync(write)
         except Exception:  # an audit failure must not turn a done request into an error
             log.exception("could not write the audit entry for %s %s", scope["method"], scope["path"])
+
+
+class MlflowUiPrefixMiddleware:
+    """MLflow's UI calls ``/ajax-api/2.0/mlflow/...``: the same routes as ``/api/2.0/mlflow/...``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(AJAX_PREFIX):
+            path = "/api" + scope["path"][len("/ajax-api"):]
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        await self.app(scope, receive, send)
 
 
 class MetricsMiddleware:
