@@ -63,7 +63,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         app.include_router(asset_router(kind))
     # The MLflow client calls /api/2.0/mlflow (its UI's /ajax-api/2.0/mlflow is rewritten to it).
     for mlflow_router in (mlflow_tracking.router, mlflow_registry.router, mlflow_logged_models.router):
-        app.include_router(mlflow_router, prefix="/api/2.0/mlflow")
+        app.include_router(mlflow_router)
     app.include_router(mlflow_artifacts.router)
     app.add_middleware(AuthMiddleware, services=lambda: app.state.services)
     app.add_middleware(MetricsMiddleware, registry=app.state.metrics_registry)

@@ -9,11 +9,20 @@ from fastapi import APIRouter, Depends
 from mlyard.core.errors import InvalidRequestError
 from mlyard.core.paging import max_results
 from mlyard.server.deps import get_services
-from mlyard.server.mlflow.protocol import key_values, listing, metric_json, mlflow_params, required, tags_json, text
+from mlyard.server.mlflow.protocol import (
+    MLFLOW_API,
+    key_values,
+    listing,
+    metric_json,
+    mlflow_params,
+    required,
+    tags_json,
+    text,
+)
 from mlyard.server.services import Services
 from mlyard.tracking.logged_models import LoggedModelView
 
-router = APIRouter(tags=["mlflow logged models"])
+router = APIRouter(prefix=MLFLOW_API, tags=["mlflow logged models"])
 Svc = Annotated[Services, Depends(get_services)]
 Params = Annotated[dict[str, Any], Depends(mlflow_params)]
 

@@ -27,6 +27,7 @@ from mlyard.store.tracking_schema import Dataset, LatestMetric, Metric
 from mlyard.tracking.experiments import ExperimentView
 from mlyard.tracking.runs import RunView
 
+MLFLOW_API = "/api/2.0/mlflow"  # routers carry it themselves, so route templates (metric labels) are whole
 MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow", "/api/2.0/mlflow-artifacts", "/api/3.0/mlflow")
 
 _CODES: list[tuple[type[MlyardError], str, int]] = [

@@ -11,10 +11,10 @@ from mlyard.assets.registry_search import search_models, search_versions
 from mlyard.auth.tokens import Principal
 from mlyard.core.paging import max_results
 from mlyard.server.deps import get_principal, get_services
-from mlyard.server.mlflow.protocol import key_values, listing, mlflow_params, required, tags_json, text
+from mlyard.server.mlflow.protocol import MLFLOW_API, key_values, listing, mlflow_params, required, tags_json, text
 from mlyard.server.services import Services
 
-router = APIRouter(tags=["mlflow registry"])
+router = APIRouter(prefix=MLFLOW_API, tags=["mlflow registry"])
 Svc = Annotated[Services, Depends(get_services)]
 Who = Annotated[Principal, Depends(get_principal)]
 Params = Annotated[dict[str, Any], Depends(mlflow_params)]

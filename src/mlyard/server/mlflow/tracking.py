@@ -11,6 +11,7 @@ from mlyard.core.errors import InvalidRequestError
 from mlyard.core.paging import max_results, view_type
 from mlyard.server.deps import get_principal, get_services
 from mlyard.server.mlflow.protocol import (
+    MLFLOW_API,
     experiment_json,
     integer,
     key_values,
@@ -25,7 +26,7 @@ from mlyard.server.mlflow.protocol import (
 from mlyard.server.services import Services
 from mlyard.tracking.records import metric_point
 
-router = APIRouter(tags=["mlflow tracking"])
+router = APIRouter(prefix=MLFLOW_API, tags=["mlflow tracking"])
 Svc = Annotated[Services, Depends(get_services)]
 Who = Annotated[Principal, Depends(get_principal)]
 Params = Annotated[dict[str, Any], Depends(mlflow_params)]
