@@ -35,7 +35,11 @@ class Stats:
 
 @dataclass
 class Comparison:
-    """The samples of one benchmark: mlyard (subject) against a named peer, in seconds per round."""
+    """The samples of one benchmark: mlyard (subject) against a named peer, per round.
+
+    Samples are seconds, or bytes when ``unit`` is "B" (memory); ``subject_extra`` and ``peer_extra``
+    are appended to the figures' cells (a p99, say).
+    """
 
     name: str
     subject: str
@@ -45,6 +49,9 @@ class Comparison:
     peer_s: list[float] = field(default_factory=list)
     bytes_per_round: int | None = None  # set for throughput benchmarks: MB/s is shown next to times
     notes: list[str] = field(default_factory=list)
+    unit: str = "s"  # "s" or "B"
+    subject_extra: str = ""
+    peer_extra: str = ""
 
     @property
     def ratios(self) -> list[float]:
@@ -61,8 +68,11 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name, "workload": self.workload, "rounds": self.rounds, "notes": self.notes,
-            "subject": {"label": self.subject, **vars(Stats.of(self.subject_s)), "samples_s": self.subject_s},
-            "peer": {"label": self.peer, **vars(Stats.of(self.peer_s)), "samples_s": self.peer_s},
+            "unit": self.unit,
+            "subject": {"label": self.subject, **vars(Stats.of(self.subject_s)), f"samples_{self.unit}": self.subject_s,
+                        "extra": self.subject_extra},
+            "peer": {"label": self.peer, **vars(Stats.of(self.peer_s)), f"samples_{self.unit}": self.peer_s,
+                     "extra": self.peer_extra},
             "ratio": {**vars(Stats.of(self.ratios)), "samples": self.ratios},
         }
         if self.bytes_per_round is not None:
@@ -101,33 +111,42 @@ def alternate(
             peer_s.append(b)
         if progress is not None:
             label = "warm-up" if index < 0 else f"round {index + 1}/{rounds}"
-            progress(f"{label}: mlyard {a:.3f} s, peer {b:.3f} s, ratio {a / b:.2f}")
+            progress(f"{label}: mlyard {seconds(a)}, peer {seconds(b)}, ratio {a / b:.2f}")
     return subject_s, peer_s
 
 
-def _seconds(value: float) -> str:
+def seconds(value: float) -> str:
+    if value < 0.1:
+        return f"{value * 1000:.1f} ms"
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
-def _cell(c: Comparison, samples: Sequence[float]) -> str:
+def mib(value: float) -> str:
+    return f"{value / 2**20:.0f} MiB"
+
+
+def _cell(c: Comparison, samples: Sequence[float], extra: str) -> str:
     s = Stats.of(samples)
-    text = f"{_seconds(s.median)} [{_seconds(s.min)} – {_seconds(s.max)}]"
+    fmt = mib if c.unit == "B" else seconds
+    text = f"{fmt(s.median)} [{fmt(s.min)} – {fmt(s.max)}]" if len(samples) > 1 else fmt(s.median)
     if c.bytes_per_round is not None:
         text += f" = {c.mb_per_s(s.median):.0f} MB/s [{c.mb_per_s(s.max):.0f} – {c.mb_per_s(s.min):.0f}]"
-    return text
+    return f"{text}; {extra}" if extra else text
 
 
 def _ratio(c: Comparison) -> str:
     s = Stats.of(c.ratios)
-    return f"{s.median:.2f}× [{s.min:.2f} – {s.max:.2f}]"
+    return f"{s.median:.2f}× [{s.min:.2f} – {s.max:.2f}]" if c.rounds > 1 else f"{s.median:.2f}×"
 
 
 COLUMNS = ("Benchmark", "mlyard", "Peer", "Peer figure", "Ratio mlyard/peer", "Rounds")
-CAPTION = "figures: median [min – max] of the counted rounds; ratio: of the per-round ratios (time mlyard / time peer)"
+CAPTION = ("figures: median [min – max] of the counted rounds; ratio: of the per-round ratios (time mlyard / time "
+           "peer; resident memory mlyard / peer in the RSS rows)")
 
 
 def rows(results: Sequence[Comparison]) -> list[tuple[str, ...]]:
-    return [(c.name, _cell(c, c.subject_s), c.peer, _cell(c, c.peer_s), _ratio(c), str(c.rounds))
+    return [(c.name, _cell(c, c.subject_s, c.subject_extra), c.peer, _cell(c, c.peer_s, c.peer_extra), _ratio(c),
+             str(c.rounds))
             for c in results]
 
 

@@ -6,13 +6,14 @@ import datetime as dt
 import os
 import platform
 import subprocess
+from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 from typing import Any
 
 from procs import package_version
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("mlyard", "uvicorn", "fastapi", "starlette", "httpx")
+PACKAGES = ("mlyard", "uvicorn", "fastapi", "starlette", "httpx", "mlflow")
 
 
 def _git(*args: str) -> str:
@@ -43,6 +44,13 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _version_or_none(name: str) -> str:
+    try:
+        return package_version(name)
+    except PackageNotFoundError:  # mlflow comes with the dev extra only
+        return "not installed"
+
+
 def describe() -> dict[str, Any]:
     dirty = bool(_git("status", "--porcelain"))
     return {
@@ -55,7 +63,7 @@ def describe() -> dict[str, Any]:
         "python": platform.python_version(),
         "commit": _git("rev-parse", "--short", "HEAD"),
         "worktree_dirty": dirty,
-        "packages": {name: package_version(name) for name in PACKAGES},
+        "packages": {name: _version_or_none(name) for name in PACKAGES},
     }
 
 

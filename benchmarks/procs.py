@@ -45,11 +45,11 @@ def run_quiet(args: Sequence[str], *, cwd: Path | None = None) -> None:
         raise RuntimeError(f"{' '.join(map(str, args))} exited {done.returncode}: {output}")
 
 
-def spawn(args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
-    """Start ``args`` in its own process group, stdout and stderr into ``log``."""
+def spawn(args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``args`` in its own process group, stdout and stderr into ``log``; ``env`` adds variables."""
     with log.open("ab") as out:
         return subprocess.Popen(list(args), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=clean_env(), start_new_session=True)
+                                env={**clean_env(), **(env or {})}, start_new_session=True)
 
 
 def _tail(log: Path, limit: int = 2000) -> str:
@@ -71,10 +71,11 @@ def healthy(port: int, path: str = "/healthz") -> bool:
         conn.close()
 
 
-def wait_healthy(proc: subprocess.Popen[bytes], port: int, log: Path, timeout_s: float = 60.0) -> None:
-    """Poll every 5 ms until ``GET /healthz`` answers 200; fail fast if the process dies."""
+def wait_healthy(proc: subprocess.Popen[bytes], port: int, log: Path, timeout_s: float = 60.0,
+                 path: str = "/healthz") -> None:
+    """Poll every 5 ms until ``GET path`` answers 200; fail fast if the process dies."""
     deadline = time.monotonic() + timeout_s
-    while not healthy(port):
+    while not healthy(port, path):
         if proc.poll() is not None:
             raise RuntimeError(f"{proc.args!r} exited {proc.returncode} before it was healthy:\n"
                                f"{_tail(log)}")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import bench_cli  # the benchmarks/ folder is on sys.path: this file runs as a script
 import bench_server
+import bench_tracking
 import bench_upload
 from harness import Comparison, markdown_table, print_table
 from machine import describe, summary_line
@@ -27,15 +28,17 @@ from rich.markup import escape
 
 HERE = Path(__file__).resolve().parent
 Progress = Callable[[str], None]
-Bench = Callable[[int, Progress, argparse.Namespace], Comparison]
+Bench = Callable[[int, Progress, argparse.Namespace], Comparison | list[Comparison]]
 
 # name -> (benchmark(rounds, progress, options), default rounds)
 BENCHMARKS: dict[str, tuple[Bench, int]] = {
     "server": (lambda rounds, progress, _: bench_server.run(rounds, progress), 7),
     "cli": (lambda rounds, progress, _: bench_cli.run(rounds, progress), 20),
     "upload": (lambda rounds, progress, opts: bench_upload.run(rounds, progress, size_mb=opts.size_mb), 5),
+    "tracking": (lambda rounds, progress, opts: bench_tracking.run(
+        rounds, progress, calls=opts.tracking_calls, runs=opts.tracking_runs, points=opts.tracking_points), 5),
 }
-MIN_ROUNDS = {"server": 5, "cli": 10, "upload": 5}
+MIN_ROUNDS = {"server": 5, "cli": 10, "upload": 5, "tracking": 5}
 BUSY_LOAD = 0.5  # 1-minute load average above which the run is flagged as noisy
 
 
@@ -46,6 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="counted rounds for every benchmark (default: "
                         + ", ".join(f"{k} {v[1]}" for k, v in BENCHMARKS.items()) + ")")
     parser.add_argument("--size-mb", type=int, default=200, help="file size of the upload benchmark (default 200)")
+    parser.add_argument("--tracking-calls", type=int, default=1000,
+                        help="tracking: log_metric calls per server per round (default 1000)")
+    parser.add_argument("--tracking-runs", type=int, default=10_000,
+                        help="tracking: runs seeded for search_runs (default 10000)")
+    parser.add_argument("--tracking-points", type=int, default=100_000,
+                        help="tracking: points of the metric whose history is read (default 100000)")
     parser.add_argument("--results", type=Path, default=HERE / ".results",
                         help="folder for latest.json and latest.md (default benchmarks/.results)")
     args = parser.parse_args(argv)
@@ -76,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"  {_name} {escape(line)}", highlight=False)
 
         try:
-            results.append(bench(rounds, progress, args))
+            outcome = bench(rounds, progress, args)
+            results.extend(outcome if isinstance(outcome, list) else [outcome])
         except Exception as exc:  # report it, run the others, fail at the end
             failed.append(name)
             console.print(f"[red]{name} failed: {exc.__class__.__name__}: {escape(str(exc))}[/red]", highlight=False)
