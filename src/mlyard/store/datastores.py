@@ -14,6 +14,7 @@ import os
 import posixpath
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -107,6 +108,24 @@ class Datastore(Protocol):
         ...
 
 
+class _Staging:
+    """The file being written by ``FsspecDatastore._staged``, with its running hash and size."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._digest.update(chunk)
+        self.size += len(chunk)
+        self._out.write(chunk)
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+
 class FsspecDatastore:
     """A datastore over an fsspec filesystem rooted at ``root`` (a local folder or a URL)."""
 
@@ -121,39 +140,25 @@ class FsspecDatastore:
     def _full(self, path: str) -> str:
         return f"{self.root}/{clean_relpath(path)}"
 
-    async def write_stream(
-        self,
-        path: str,
-        chunks: AsyncIterator[bytes],
-        expected_sha256: str | None,
-        before_commit: Callable[[str], None] | None = None,
-    ) -> WrittenFile:
-        rel = clean_relpath(path)
+    @contextmanager
+    def _staged(self, rel: str) -> Iterator[_Staging]:
+        """A temporary file beside ``rel``, hashed as written; fsync'd and renamed into place on a clean exit.
+
+        Whatever goes wrong (an exception in the block included), the temporary file is removed and
+        nothing appears under ``rel``.
+        """
         target = self._full(rel)
         parent = posixpath.dirname(target)
         tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}"
-        digest = hashlib.sha256()
-        size = 0
         try:
             self._check_room(rel)
             self.fs.makedirs(parent, exist_ok=True)
             with self.fs.open(tmp, "wb") as out:
-                async for chunk in chunks:
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
+                staging = _Staging(out)
+                yield staging
                 if self.is_local:
                     out.flush()
                     os.fsync(out.fileno())
-            sha = digest.hexdigest()
-            if expected_sha256 and sha != expected_sha256.lower():
-                raise InvalidRequestError(
-                    f"upload of {rel!r} arrived with sha256 {sha}, not the announced {expected_sha256}: "
-                    "the content changed or was cut off in transit; upload it again",
-                    details={"path": rel, "sha256": sha, "expected": expected_sha256},
-                )
-            if before_commit is not None:
-                before_commit(sha)
             if self.is_local:
                 os.replace(tmp, target)
                 _fsync_dir(parent)
@@ -168,40 +173,36 @@ class FsspecDatastore:
         except BaseException:
             self._discard(tmp)
             raise
-        return WrittenFile(rel, sha, size)
+
+    async def write_stream(
+        self,
+        path: str,
+        chunks: AsyncIterator[bytes],
+        expected_sha256: str | None,
+        before_commit: Callable[[str], None] | None = None,
+    ) -> WrittenFile:
+        rel = clean_relpath(path)
+        with self._staged(rel) as staging:
+            async for chunk in chunks:
+                staging.write(chunk)
+            sha = staging.sha256
+            if expected_sha256 and sha != expected_sha256.lower():
+                raise InvalidRequestError(
+                    f"upload of {rel!r} arrived with sha256 {sha}, not the announced {expected_sha256}: "
+                    "the content changed or was cut off in transit; upload it again",
+                    details={"path": rel, "sha256": sha, "expected": expected_sha256},
+                )
+            if before_commit is not None:
+                before_commit(sha)
+        return WrittenFile(rel, sha, staging.size)
 
     def copy_file(self, src: str, dst: str) -> WrittenFile:
         """Copy ``src`` to ``dst`` in this datastore, hashed while copied, atomically; ``dst`` is replaced."""
-        src_rel, dst_rel = clean_relpath(src), clean_relpath(dst)
-        target = self._full(dst_rel)
-        parent = posixpath.dirname(target)
-        tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}"
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            self._check_room(dst_rel)
-            self.fs.makedirs(parent, exist_ok=True)
-            with self.open_read(src_rel) as source, self.fs.open(tmp, "wb") as out:
-                while chunk := source.read(1 << 20):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-                if self.is_local:
-                    out.flush()
-                    os.fsync(out.fileno())
-            if self.is_local:
-                os.replace(tmp, target)
-                _fsync_dir(parent)
-            else:
-                self.fs.mv(tmp, target)
-        except OSError as exc:
-            self._discard(tmp)
-            raise StorageError(f"could not copy {src_rel!r} to {dst_rel!r} in datastore {self.name!r}: "
-                               f"{exc.strerror or exc.__class__.__name__}") from exc
-        except BaseException:
-            self._discard(tmp)
-            raise
-        return WrittenFile(dst_rel, digest.hexdigest(), size)
+        dst_rel = clean_relpath(dst)
+        with self.open_read(src) as source, self._staged(dst_rel) as staging:
+            while chunk := source.read(1 << 20):
+                staging.write(chunk)
+        return WrittenFile(dst_rel, staging.sha256, staging.size)
 
     def _check_room(self, rel: str) -> None:
         """A file cannot replace a folder, nor live below a file: say so as a conflict."""
