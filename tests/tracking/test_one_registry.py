@@ -86,7 +86,7 @@ def test_mlflow_version_is_an_mlyard_asset_with_its_run(server: ServerProcess, c
     table = run_cli("model", "show", "-n", f"{name}:1", env=server.env()).stdout
     assert run.info.run_id in table and "champion" in table
 
-    # the version's files are frozen: logging the run's artifacts again does not change the version
+    # the version loads through MLflow by alias, from its frozen copy
     loaded = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     assert list(loaded.predict(x[:4])) == list(model.predict(x[:4]))
 

@@ -15,12 +15,14 @@ from sqlalchemy.orm import Session
 from mlyard.core.errors import AlreadyExistsError, InvalidRequestError, NotFoundError
 from mlyard.core.paging import Page, ViewType, decode_token, encode_token
 from mlyard.core.timeutil import now_ms
-from mlyard.specs.search_filters import Condition, FilterError, OrderBy, parse_experiment_filter
+from mlyard.specs.search_filters import Condition, FilterError, parse_experiment_filter, parse_experiment_order_by
 from mlyard.store.db import Database
 from mlyard.store.tracking_schema import Experiment, ExperimentTag, Run
-from mlyard.tracking.sql import lifecycle_clause
+from mlyard.tracking.sql import lifecycle_clause, string_compare
 
 ARTIFACT_ROOT = "mlflow-artifacts:/mlflow"
+COLUMNS: dict[str, Any] = {"name": Experiment.name, "creation_time": Experiment.creation_time,
+                           "last_update_time": Experiment.last_update_time, "experiment_id": Experiment.id}
 MAX_NAME = 500
 
 
@@ -155,7 +157,7 @@ class ExperimentService:
                page_token: str | None) -> Page[ExperimentView]:
         try:
             conditions = parse_experiment_filter(filter_text)
-            orders = _parse_orders(order_by)
+            orders = parse_experiment_order_by(order_by)
         except FilterError as exc:
             raise InvalidRequestError(str(exc)) from None
         offset = decode_token(page_token)
@@ -164,8 +166,7 @@ class ExperimentService:
             for c in conditions:
                 q = q.where(_experiment_condition(c, self._db.is_sqlite))
             for o in orders:
-                column = {"name": Experiment.name, "creation_time": Experiment.creation_time,
-                          "last_update_time": Experiment.last_update_time, "experiment_id": Experiment.id}[o.key]
+                column = COLUMNS[o.key]
                 q = q.order_by(column.asc() if o.ascending else column.desc())
             q = q.order_by(Experiment.creation_time.desc(), Experiment.id.asc())
             rows = list(s.scalars(q.offset(offset).limit(max_results + 1)).all())
@@ -174,21 +175,12 @@ class ExperimentService:
         return Page(views, token)
 
 
-def _parse_orders(items: list[str] | None) -> list[OrderBy]:
-    from mlyard.specs.search_filters import parse_experiment_order_by
-
-    return parse_experiment_order_by(items)
-
-
 def _experiment_condition(c: Condition, sqlite: bool) -> Any:
-    from mlyard.tracking.sql import string_compare
-
     if c.entity == "tag":
         value = select(ExperimentTag.value).where(ExperimentTag.experiment_id == Experiment.id,
                                                    ExperimentTag.key == c.key).scalar_subquery()
         return string_compare(value, c.comparator, c.value, sqlite=sqlite)
-    column = {"name": Experiment.name, "creation_time": Experiment.creation_time,
-              "last_update_time": Experiment.last_update_time, "experiment_id": Experiment.id}.get(c.key)
+    column = COLUMNS.get(c.key)
     if column is None:
         raise InvalidRequestError(f"cannot filter experiments on attribute {c.key!r}")
     return string_compare(column, c.comparator, c.value, sqlite=sqlite)
