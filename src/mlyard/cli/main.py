@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "model": ("mlyard.cli.assets", "model", "Models: custom_model and mlflow_model."),
     "component": ("mlyard.cli.assets", "component", "Command and pipeline components."),
     "datastore": ("mlyard.cli.datastores", "datastore", "Datastores of the workspace."),
+    "job": ("mlyard.cli.jobs", "job", "Run command and pipeline jobs; follow, cancel, download them."),
+    "compute": ("mlyard.cli.jobs", "compute", "Computes: names mapped to an executor and its limits."),
     "validate": ("mlyard.cli.validate", "validate", "Check an Azure ML YAML file without creating anything."),
 }
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from mlyard.client.assets import AssetOperations
 from mlyard.client.http import Transport
+from mlyard.client.jobs import JobOperations
 from mlyard.core.errors import InvalidRequestError
 from mlyard.core.settings import ClientSettings, client_file, find_workspace, read_yaml_mapping
 
@@ -28,6 +29,7 @@ class MlyardClient:
         self.environments = AssetOperations(self.transport, "environment", default_datastore)
         self.models = AssetOperations(self.transport, "model", default_datastore)
         self.components = AssetOperations(self.transport, "component", default_datastore)
+        self.jobs = JobOperations(self.transport, default_datastore)
 
     @classmethod
     def from_env(cls, url: str | None = None, token: str | None = None, workspace: Path | None = None) -> MlyardClient:

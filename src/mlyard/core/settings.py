@@ -13,6 +13,7 @@ Environment variables:
     MLYARD_PORT           port the server binds (default 5780)
     MLYARD_LOG_LEVEL      server log level (default info)
     MLYARD_ARTIFACTS_ROOT fsspec URL of the default datastore's root (default <workspace>/artifacts)
+    MLYARD_JOB_ENV_MODE   how jobs get Python: inherit (the server's interpreter, default) or isolated (uv venv)
     MLYARD_URL            (client) base URL of the server
     MLYARD_TOKEN          (client) API token sent as ``Authorization: Bearer``
     MLYARD_DEBUG          (client) show tracebacks for unexpected errors
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field
@@ -76,6 +77,8 @@ class ServerSettings(BaseSettings):
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535, description="Port the server binds.")
     log_level: str = Field(default="info", description="Server log level.")
     artifacts_root: str | None = Field(default=None, description="Root of the default datastore.")
+    job_env_mode: Literal["inherit", "isolated"] = Field(
+        default="inherit", description="How jobs get Python: the server's interpreter, or a uv venv per environment.")
 
     @classmethod
     def settings_customise_sources(

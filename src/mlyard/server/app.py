@@ -22,7 +22,7 @@ from mlyard.server.mlflow import logged_models as mlflow_logged_models
 from mlyard.server.mlflow import registry as mlflow_registry
 from mlyard.server.mlflow import tracking as mlflow_tracking
 from mlyard.server.models import ErrorResponse
-from mlyard.server.routers import datastores, system
+from mlyard.server.routers import datastores, jobs, system
 from mlyard.server.routers.assets import SEGMENTS, asset_router
 from mlyard.server.services import Services
 
@@ -42,6 +42,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = Services.open(settings)
+        app.state.services.start_jobs()
         log.info("serving workspace %s (%s)", settings.workspace_path, app.state.services.db.engine.url.drivername)
         try:
             yield
@@ -59,6 +60,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(datastores.router)
+    app.include_router(jobs.router)
     for kind in SEGMENTS:
         app.include_router(asset_router(kind))
     # The MLflow client calls /api/2.0/mlflow (its UI's /ajax-api/2.0/mlflow is rewritten to it).

@@ -204,6 +204,14 @@ class FsspecDatastore:
                 staging.write(chunk)
         return WrittenFile(dst_rel, staging.sha256, staging.size)
 
+    def put_file(self, local: str | os.PathLike[str], dst: str) -> WrittenFile:
+        """Copy a local file to ``dst`` in this datastore, hashed while copied, atomically."""
+        dst_rel = clean_relpath(dst)
+        with open(local, "rb") as source, self._staged(dst_rel) as staging:
+            while chunk := source.read(1 << 20):
+                staging.write(chunk)
+        return WrittenFile(dst_rel, staging.sha256, staging.size)
+
     def _check_room(self, rel: str) -> None:
         """A file cannot replace a folder, nor live below a file: say so as a conflict."""
         if self.fs.isdir(self._full(rel)):

@@ -96,23 +96,26 @@ class RunService:
             return self.views(s, [self.row(s, run_id)])[0]
 
     def create(self, experiment_id: str | None, user_id: str | None, run_name: str | None, start_time: int | None,
-               tags: dict[str, str], actor: str) -> RunView:
+               tags: dict[str, str], actor: str, *, run_id: str | None = None, status: str = "RUNNING") -> RunView:
+        """Create a run. ``run_id`` and ``status`` are for the job runner: a job's run is named after the
+        job and waits as SCHEDULED until its process starts."""
         name = run_name or tags.get(RUN_NAME_TAG) or random_run_name()
+        new_id = run_id or uuid.uuid4().hex
 
         def write(s: Session) -> str:
             experiment = ExperimentService.row(s, experiment_id if experiment_id not in (None, "") else 0)
             if experiment.lifecycle_stage != "active":
                 raise InvalidRequestError(f"could not create a run in experiment {experiment.id}: it is deleted; "
                                           "restore it first")
-            run_id = uuid.uuid4().hex
-            s.add(Run(id=run_id, experiment_id=experiment.id, name=name, status="RUNNING",
+            run_id = new_id
+            s.add(Run(id=run_id, experiment_id=experiment.id, name=name, status=status,
                       start_time=start_time if start_time is not None else now_ms(), end_time=None,
                       lifecycle_stage="active", user_id=user_id or actor,
                       artifact_uri=f"{experiment.artifact_location}/{run_id}/artifacts"))
             s.flush()
             s.add_all(RunTag(run_id=run_id, key=k, value=str(v)) for k, v in {**tags, RUN_NAME_TAG: name}.items())
             add_event(s, "run.status_changed", run_id, actor, experiment_id=str(experiment.id), previous=None,
-                      status="RUNNING")
+                      status=status)
             return run_id
 
         return self.get(self._db.run_in_transaction(write))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel
 
 from mlyard.core.errors import NotFoundError
 from mlyard.server.deps import get_services
@@ -25,6 +26,25 @@ def list_datastores(services: Svc) -> list[DatastoreRead]:
         DatastoreRead(name=r.name, type=r.type, root=r.root, is_default=r.is_default)
         for r in services.datastores.list_rows()
     ]
+
+
+class FileRead(BaseModel):
+    path: str
+    size: int
+
+
+@router.get("/{name}/files", response_model=list[FileRead], summary="List the files under a path")
+def list_files(name: str, services: Svc,
+               prefix: Annotated[str, Query(min_length=1, max_length=1024)],
+               max_results: Annotated[int, Query(ge=1, le=100_000)] = 10_000) -> list[FileRead]:
+    """Every file under ``prefix`` (or the file itself), paths relative to the datastore."""
+    store = services.datastores.get(name)
+    result = []
+    for f in store.list_files(clean_relpath(prefix)):
+        result.append(FileRead(path=f.path, size=f.size))
+        if len(result) >= max_results:
+            break
+    return result
 
 
 @router.put("/{name}/paths/{path:path}", response_model=BlobRead, status_code=201, summary="Upload a file")

@@ -1,0 +1,1 @@
+"""Jobs: run Azure ML command jobs locally (environments, executors, runner)."""

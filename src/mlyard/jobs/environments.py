@@ -1,0 +1,435 @@
+"""Job environments: the interpreter a job's command runs with.
+
+Two modes:
+
+- ``inherit`` (default): the server's own interpreter. Nothing is installed; ``python`` in the
+  command is the server's ``sys.executable``.
+- ``isolated``: a virtual environment built with uv from the environment's pip requirements and
+  cached by content (requirements and Python version), so equal environments are built once.
+
+What is read from an environment definition (a registered or inline environment as a mapping):
+
+- ``conda_file`` (its parsed content): the ``- pip: [...]`` list inside ``dependencies`` gives pip
+  requirements. A ``python=X.Y`` entry asks for that Python; ``pip`` needs nothing. Other conda
+  packages (``numpy=1.26``, ``conda-forge::cudatoolkit``) are skipped and reported: only pip
+  packages are installed.
+- ``requirements`` (an mlyard extension, not Azure ML): pip requirement lines, as a list of strings
+  or one newline-separated string (``#`` comment lines and blank lines are ignored). They are
+  installed after the conda file's pip list.
+- ``image`` and ``build`` are not run (no Docker); they are reported and count in the identity.
+
+Cache layout under the root (e.g. ``<workspace>/.mlyard/envs``)::
+
+    <key>/                       a finished venv; <key>/mlyard-env.json was written before the rename
+    .tmp-<key>-<random>/         a build in progress, or one a crash left (removed by the next build)
+    .locks/<key>.lock            held (flock) while a key is checked or built
+
+A build happens in a temporary folder and is renamed into place after its marker is written, so a
+folder at ``<key>`` without the marker is never trusted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mlyard import __version__
+from mlyard.core.errors import InvalidRequestError, InvalidSpecError, SpecIssue
+from mlyard.core.hashing import sha256_json
+
+EnvMode = Literal["inherit", "isolated"]
+ENV_MODES: tuple[EnvMode, ...] = ("inherit", "isolated")
+
+MARKER = "mlyard-env.json"
+REQUIREMENTS_FILE = "mlyard-requirements.txt"
+TAIL_LINES = 40
+
+Log = Callable[[str], None]
+
+_PYTHON_PIN = re.compile(r"^(\d+(?:\.\d+){0,2})(?:\.\*|\*)?$")
+_CONDA_NAME_END = re.compile(r"[\s=<>!~\[]")
+# pip's own settings, read by uv under other names; a uv setting the user made wins.
+_PIP_TO_UV = (
+    ("PIP_INDEX_URL", "UV_INDEX_URL", ("UV_INDEX_URL", "UV_DEFAULT_INDEX")),
+    ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", ("UV_EXTRA_INDEX_URL", "UV_INDEX")),
+    ("PIP_FIND_LINKS", "UV_FIND_LINKS", ("UV_FIND_LINKS",)),
+)
+
+
+def _ignore(line: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class PreparedEnvironment:
+    """The interpreter a job runs with.
+
+    Attributes:
+        mode: ``inherit`` or ``isolated``.
+        python: absolute path of the interpreter.
+        bin_dir: folder to put first on ``PATH`` so ``python``, ``pip`` and console scripts resolve
+            to this environment.
+        identity: sha256 of the environment definition (see ``environment_identity``).
+        notes: lines for the job's log (what was skipped or not matched, and why).
+    """
+
+    mode: EnvMode
+    python: str
+    bin_dir: str
+    identity: str
+    notes: tuple[str, ...]
+
+
+class EnvironmentBuildError(InvalidSpecError):
+    """uv could not build an isolated environment; the message ends with uv's own output.
+
+    Attributes:
+        output: the last lines uv printed.
+    """
+
+    def __init__(self, message: str, *, output: Sequence[str] = (), details: dict[str, Any] | None = None) -> None:
+        self.output = tuple(output)
+        super().__init__(message, details=details)
+
+
+def _spec_error(field: str, message: str) -> InvalidSpecError:
+    return InvalidSpecError(issues=[SpecIssue(message, field=field)])
+
+
+def _conda_dependencies(env: Mapping[str, Any]) -> list[Any]:
+    conda = env.get("conda_file")
+    if conda is None:
+        return []
+    if not isinstance(conda, Mapping):
+        raise _spec_error("conda_file", "expected the conda file's content as a mapping "
+                                        f"(name, channels, dependencies); got {type(conda).__name__}")
+    deps = conda.get("dependencies") or []
+    if not isinstance(deps, list):
+        raise _spec_error("conda_file.dependencies", "expected a list of packages")
+    return deps
+
+
+def _conda_name(entry: str) -> tuple[str, str]:
+    """Split a conda match spec (``conda-forge::python=3.11``) into (name, version spec)."""
+    bare = entry.strip().split("::")[-1]
+    match = _CONDA_NAME_END.search(bare)
+    cut = match.start() if match else len(bare)
+    return bare[:cut].lower(), bare[cut:].strip()
+
+
+def _python_pin(spec: str) -> str | None:
+    """The version of an exact conda pin (``=3.11``, ``==3.11.4``, ``3.11.*``, ``=3.11=h123_0``)."""
+    version = spec.removeprefix("==").removeprefix("=").strip().split("=")[0].split(" ")[0]
+    match = _PYTHON_PIN.match(version)
+    return match.group(1) if match else None
+
+
+def _requirement_lines(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.splitlines()
+    if not isinstance(value, list):
+        raise _spec_error("requirements", "expected pip requirement lines: a list of strings or one string")
+    lines = (str(item).strip() for item in value)
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def pip_requirements(env: Mapping[str, Any] | None) -> tuple[list[str], list[str]]:
+    """The pip requirements of an environment, and the conda-only entries that are skipped.
+
+    Args:
+        env: an environment definition (``conda_file`` content and/or ``requirements``), or None.
+
+    Returns:
+        (pip requirement lines in order, skipped conda entries). ``pip`` and an exact ``python``
+        pin are not reported as skipped; a ``python`` range (``python>=3.9``) is.
+
+    Raises:
+        InvalidSpecError: the conda file or ``requirements`` has the wrong shape.
+    """
+    if env is None:
+        return [], []
+    requirements: list[str] = []
+    skipped: list[str] = []
+    for entry in _conda_dependencies(env):
+        if isinstance(entry, Mapping):
+            for key, value in entry.items():
+                if key == "pip":
+                    requirements += _requirement_lines(value)
+                else:
+                    skipped.append(f"{key}: {value}")
+            continue
+        text = str(entry).strip()
+        name, spec = _conda_name(text)
+        if name == "pip" or (name == "python" and (not spec or _python_pin(spec))):
+            continue
+        skipped.append(text)
+    requirements += _requirement_lines(env.get("requirements"))
+    return requirements, skipped
+
+
+def requested_python(env: Mapping[str, Any] | None) -> str | None:
+    """The Python version an environment's conda file pins (``python=3.11`` gives ``"3.11"``), if any."""
+    if env is None:
+        return None
+    for entry in _conda_dependencies(env):
+        if isinstance(entry, str):
+            name, spec = _conda_name(entry)
+            if name == "python" and spec:
+                return _python_pin(spec)
+    return None
+
+
+def environment_identity(env: Mapping[str, Any] | None) -> str:
+    """sha256 of an environment's definition: image, conda file content, build context, pip requirements.
+
+    ``None`` (no environment) is the server's interpreter: its ``sys.version`` and mlyard's version.
+    """
+    if env is None:
+        return sha256_json({"interpreter": "server", "python": sys.version, "mlyard": __version__})
+    requirements, _ = pip_requirements(env)
+    return sha256_json({"image": env.get("image"), "conda_file": env.get("conda_file"),
+                        "build": env.get("build"), "requirements": requirements})
+
+
+def _definition_notes(env: Mapping[str, Any] | None, skipped: list[str]) -> list[str]:
+    if env is None:
+        return []
+    notes = []
+    if env.get("image"):
+        notes.append(f"image {env['image']} is not pulled: mlyard runs on the local interpreter")
+    build = env.get("build")
+    if build:
+        where = build.get("path") if isinstance(build, Mapping) else build
+        notes.append(f"build context {where} is not built: mlyard runs on the local interpreter "
+                     "(list what its Dockerfile installs as pip requirements)")
+    if skipped:
+        notes.append(f"conda-only packages skipped (only pip packages are installed): {', '.join(skipped)}")
+    return notes
+
+
+def _server_version() -> str:
+    return f"{platform.python_implementation()} {platform.python_version()}"
+
+
+def _is_server_version(requested: str) -> bool:
+    """Whether a pin (``3``, ``3.11``, ``3.11.7``) matches the running interpreter."""
+    parts = [int(p) for p in requested.split(".")]
+    return list(sys.version_info[: len(parts)]) == parts
+
+
+def _uv_bin() -> str:
+    try:
+        import uv
+    except ImportError as exc:  # a dependency of mlyard, but a broken install should say so
+        raise EnvironmentBuildError("env mode isolated needs uv, which is not installed: "
+                                    "pip install 'uv>=0.5'") from exc
+    return uv.find_uv_bin()
+
+
+def _uv_environ() -> dict[str, str]:
+    environ = dict(os.environ)
+    environ.update(UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", NO_COLOR="1")
+    for pip_name, uv_name, uv_names in _PIP_TO_UV:
+        if environ.get(pip_name) and not any(environ.get(n) for n in uv_names):
+            value = environ[pip_name]
+            environ[uv_name] = ",".join(value.split()) if uv_name == "UV_FIND_LINKS" else value
+    if environ.get("PIP_NO_INDEX", "").lower() in ("1", "true", "yes", "on") and "UV_NO_INDEX" not in environ:
+        environ["UV_NO_INDEX"] = "1"
+    return environ
+
+
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _key_lock(root: Path, key: str, log: Log) -> Iterator[None]:
+    """Hold a key against other threads (a lock) and other processes (flock on a lock file)."""
+    with _THREAD_LOCKS_GUARD:
+        lock = _THREAD_LOCKS.setdefault(f"{root.resolve()}/{key}", threading.Lock())
+    if not lock.acquire(blocking=False):
+        log(f"environment {key[:12]} is being built by another job: waiting")
+        lock.acquire()
+    try:
+        locks = root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"{key}.lock", "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log(f"environment {key[:12]} is being built by another process: waiting")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        lock.release()
+
+
+def _is_complete(path: Path) -> bool:
+    # The interpreter check catches a venv whose base Python was removed since it was built.
+    return (path / MARKER).is_file() and (path / "bin" / "python").exists()
+
+
+class EnvironmentCache:
+    """Prepares job environments; isolated ones are cached under ``root`` by content.
+
+    Safe to share between threads, and between processes that use the same root.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).absolute()
+        # requested version -> (interpreter, version, note); uv's search takes up to a second
+        self._pythons: dict[str, tuple[str, str, str | None]] = {}
+
+    def prepare(self, env: Mapping[str, Any] | None, mode: EnvMode, log: Log = _ignore) -> PreparedEnvironment:
+        """The interpreter to run a job with, building (or reusing) an isolated venv if asked.
+
+        Args:
+            env: the job's environment definition, or None for none.
+            mode: ``inherit`` (the server's interpreter, no I/O) or ``isolated`` (a cached uv venv).
+            log: called with each progress line, uv's output included, as it comes.
+
+        Raises:
+            EnvironmentBuildError: uv could not create the venv or install the requirements.
+            InvalidSpecError: the environment definition has the wrong shape.
+            InvalidRequestError: an unknown mode.
+        """
+        if mode not in ENV_MODES:
+            raise InvalidRequestError(f"unknown env mode {mode!r}: use one of {', '.join(ENV_MODES)}")
+        requirements, skipped = pip_requirements(env)
+        notes = _definition_notes(env, skipped)
+        identity = environment_identity(env)
+        if mode == "inherit":
+            python = os.path.abspath(sys.executable)
+            line = f"env mode inherit: running with the server's interpreter {python}"
+            if requirements:
+                line += (f"; the environment's {len(requirements)} pip requirement(s) were not installed "
+                         "(use env mode isolated to install them)")
+            return PreparedEnvironment("inherit", python, os.path.dirname(python), identity, (line, *notes))
+
+        interpreter, version, python_note = self._interpreter(requested_python(env), log)
+        key = sha256_json({"requirements": sorted(requirements), "python": version})
+        path = self._ensure(key, requirements, interpreter, version, log)
+        head = (f"env mode isolated: environment {key[:12]} ({len(requirements)} pip requirement(s), "
+                f"{version}) at {path}")
+        bin_dir = path / "bin"
+        return PreparedEnvironment("isolated", str(bin_dir / "python"), str(bin_dir), identity,
+                                   (head, *([python_note] if python_note else []), *notes))
+
+    def _interpreter(self, requested: str | None, log: Log) -> tuple[str, str, str | None]:
+        """(interpreter path, "implementation version", note) for the requested Python version."""
+        server = _server_version()
+        if requested is None or _is_server_version(requested):
+            return sys.executable, server, None
+        if requested not in self._pythons:
+            self._pythons[requested] = self._find_python(requested, log)
+        return self._pythons[requested]
+
+    def _find_python(self, requested: str, log: Log) -> tuple[str, str, str | None]:
+        server = _server_version()
+        self.root.mkdir(parents=True, exist_ok=True)
+        found = subprocess.run([_uv_bin(), "python", "find", requested], capture_output=True, text=True,
+                               env=_uv_environ(), cwd=self.root)
+        if found.returncode == 0 and found.stdout.strip():
+            interpreter = found.stdout.strip()
+            probe = subprocess.run([interpreter, "-c", "import platform; print(platform.python_implementation(),"
+                                    " platform.python_version())"], capture_output=True, text=True)
+            if probe.returncode == 0:
+                return interpreter, probe.stdout.strip(), None
+        log(f"uv found no Python {requested}: {(found.stderr.strip().splitlines() or [''])[0]}")
+        note = (f"conda asks for python {requested}; using {platform.python_version()}, the server's: "
+                f"install {requested} to match")
+        return sys.executable, server, note
+
+    def _ensure(self, key: str, requirements: list[str], interpreter: str, version: str, log: Log) -> Path:
+        final = self.root / key
+        self.root.mkdir(parents=True, exist_ok=True)
+        with _key_lock(self.root, key, log):
+            if _is_complete(final):
+                log(f"environment {key[:12]} cached")
+                return final
+            # Under the key's lock, anything left for this key is from a build that died.
+            for leftover in [*self.root.glob(f".tmp-{key}-*"), *([final] if final.exists() else [])]:
+                shutil.rmtree(leftover, ignore_errors=True)
+            tmp = self.root / f".tmp-{key}-{secrets.token_hex(6)}"
+            try:
+                self._build(tmp, key, requirements, interpreter, version, log)
+                try:
+                    os.replace(tmp, final)
+                except OSError:
+                    if not _is_complete(final):
+                        raise
+                    log(f"environment {key[:12]} was built by another process meanwhile: using it")
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return final
+
+    def _build(self, tmp: Path, key: str, requirements: list[str], interpreter: str, version: str, log: Log) -> None:
+        started = time.monotonic()
+        log(f"environment {key[:12]}: building with uv ({version}, {len(requirements)} pip requirement(s))")
+        uv = _uv_bin()
+        # --relocatable: the venv is renamed into place after it is built; --seed: `pip` in a job's
+        # command must be this venv's pip, not the next one on PATH.
+        self._uv([uv, "venv", "--relocatable", "--seed", "--python", interpreter, str(tmp)], key, version,
+                 requirements, log)
+        if requirements:
+            req_file = tmp / REQUIREMENTS_FILE
+            req_file.write_text("".join(f"{line}\n" for line in requirements))
+            self._uv([uv, "pip", "install", "--python", str(tmp / "bin" / "python"), "-r", str(req_file)],
+                     key, version, requirements, log)
+        marker = {"key": key, "python": version, "interpreter": interpreter, "requirements": requirements,
+                  "mlyard": __version__, "built_at": time.time()}
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        log(f"environment {key[:12]} ready in {time.monotonic() - started:.1f}s")
+
+    def _uv(self, args: list[str], key: str, version: str, requirements: list[str], log: Log) -> None:
+        """Run uv, streaming its output to ``log``; raise EnvironmentBuildError if it fails."""
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+        with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                              env=_uv_environ(), cwd=self.root) as proc:
+            try:
+                assert proc.stdout is not None
+                for raw in proc.stdout:
+                    line = raw.rstrip("\n")
+                    tail.append(line)
+                    log(line)
+            except BaseException:
+                proc.kill()  # ``log`` raised, or we were interrupted: do not leave uv running
+                raise
+            code = proc.wait()
+        if code == 0:
+            return
+        step = "uv venv" if args[1] == "venv" else "uv pip install"
+        if args[1] == "venv":
+            fix = (f"uv could not create a virtual environment with {args[args.index('--python') + 1]}; "
+                   "check that this Python works, or run the job with env mode inherit")
+        else:
+            fix = ("fix the environment's pip requirements (the '- pip:' list in its conda file, or "
+                   "'requirements'), check that the package index is reachable (UV_INDEX_URL / PIP_INDEX_URL), "
+                   "or run the job with env mode inherit")
+        raise EnvironmentBuildError(
+            f"could not build isolated environment {key[:12]} ({version}, {len(requirements)} pip "
+            f"requirement(s)): '{step}' failed with exit code {code}:\n" + "\n".join(tail) + f"\nTo fix: {fix}.",
+            output=list(tail),
+            details={"environment_key": key, "step": step, "exit_code": code, "requirements": requirements},
+        )
+
