@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from mlyard.cli.output import Column, emit, output_option
 
 TERMINAL = ("Completed", "Failed", "Canceled")
 POLL_S = 0.25
+TAIL_LINES = 12  # log lines shown under the live step table
 STATUS_STYLE = {"Completed": "green", "Failed": "red", "Canceled": "yellow", "Running": "cyan",
                 "Preparing": "blue", "Finalizing": "blue", "Queued": "dim", "NotStarted": "dim"}
 
@@ -201,6 +203,37 @@ def _step_table(job_: dict[str, Any]) -> Any:
     return table
 
 
+class _StepLogs:
+    """New log lines of a pipeline's running steps, fetched incrementally."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._offsets: dict[str, int] = {}
+        self._partial: dict[str, str] = {}
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def poll(self, job_: dict[str, Any]) -> list[str]:
+        """Lines written since the last poll, each prefixed with its step; reused steps are skipped."""
+        lines: list[str] = []
+        for step in job_.get("steps") or []:
+            if step["status"] in ("NotStarted", "Queued") or step.get("reused_from"):
+                continue
+            if step["status"] in TERMINAL and self._offsets.get(step["name"]) == -1:
+                continue
+            chunk = self._client.jobs.logs(step["name"], max(0, self._offsets.get(step["name"], 0)))
+            text = self._partial.pop(step["name"], "") + chunk["text"]
+            complete, _, rest = text.rpartition("\n")
+            if rest:
+                self._partial[step["name"]] = rest
+            for line in complete.splitlines() if complete else []:
+                lines.append(f"[{step.get('step')}] {line}")
+            self._offsets[step["name"]] = -1 if chunk["done"] else chunk["offset"]
+            if chunk["done"] and rest:
+                lines.append(f"[{step.get('step')}] {self._partial.pop(step['name'])}")
+        self.tail.extend(lines)
+        return lines
+
+
 def _follow_pipeline(client: Any, name: str, quiet: bool) -> dict[str, Any]:
     job_ = client.jobs.get(name)
     if quiet:
@@ -211,14 +244,22 @@ def _follow_pipeline(client: Any, name: str, quiet: bool) -> dict[str, Any]:
     from rich.console import Console
 
     console = Console()
+    logs = _StepLogs(client)
     if console.is_terminal:
+        from rich.console import Group
         from rich.live import Live
+        from rich.text import Text
 
-        with Live(_step_table(job_), console=console, refresh_per_second=8) as live:
+        def view() -> Any:
+            return Group(_step_table(job_), Text("\n".join(logs.tail), style="dim", overflow="ellipsis",
+                                                 no_wrap=True))
+
+        with Live(view(), console=console, refresh_per_second=8, transient=True) as live:
             while job_["status"] not in TERMINAL:
                 time.sleep(POLL_S)
                 job_ = client.jobs.get(name)
-                live.update(_step_table(job_))
+                logs.poll(job_)
+                live.update(view())
         return job_  # type: ignore[no-any-return]
     seen: dict[str, str] = {}
     while True:
@@ -228,6 +269,8 @@ def _follow_pipeline(client: Any, name: str, quiet: bool) -> dict[str, Any]:
                 extra = f" {_duration(step)}" if step["status"] in TERMINAL else ""
                 reused = f" (reused {step['reused_from']})" if step.get("reused_from") else ""
                 click.echo(f"  {step.get('step'):<20} {step['status']}{extra}{reused}")
+        for line in logs.poll(job_):
+            click.echo(f"    {line}")
         if job_["status"] in TERMINAL:
             return job_  # type: ignore[no-any-return]
         time.sleep(POLL_S)

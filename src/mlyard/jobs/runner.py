@@ -74,6 +74,7 @@ class Active:
     cancel: threading.Event = field(default_factory=threading.Event)
     handles: dict[str, tuple[Executor, Handle]] = field(default_factory=dict)
     thread: threading.Thread | None = None
+    reason: str = "canceled"  # what a canceled job's error says
 
 
 @dataclass
@@ -118,7 +119,8 @@ class JobRunner:
         with self._lock:
             active = list(self._active.items())
         for name, _ in active:
-            self._cancel_active(name)
+            self._cancel_active(name, "the mlyard server was stopped while the job ran; run it again "
+                                      "(completed steps are reused)")
         deadline = time.monotonic() + grace_s
         for _, act in active:
             if act.thread is not None:
@@ -272,15 +274,16 @@ class JobRunner:
         top = row.parent or row.name
         if row.status in TERMINAL:
             raise InvalidRequestError(f"job {name} is already {row.status}; there is nothing to cancel")
-        if not self._cancel_active(top):
+        if not self._cancel_active(top, f"canceled by {actor}"):
             self._finish_row(name, "Canceled", f"canceled by {actor}")
         return self.get(name)
 
-    def _cancel_active(self, top: str) -> bool:
+    def _cancel_active(self, top: str, reason: str) -> bool:
         with self._lock:
             act = self._active.get(top)
         if act is None:
             return False
+        act.reason = reason
         act.cancel.set()
         for executor, handle in list(act.handles.values()):
             executor.cancel(handle)
@@ -294,9 +297,7 @@ class JobRunner:
             if row.type == "pipeline":
                 self._run_pipeline(row, actor)
             else:
-                result = self._run_step(row, None, actor)
-                if result.status == "Completed":
-                    self._set_outputs(name, self.get(name).outputs)
+                self._run_step(row, None, actor)
         except Exception as exc:  # noqa: BLE001 - a runner bug must not leave the job hanging
             log.exception("job %s failed in the runner", name)
             self._finish_row(name, "Failed", f"mlyard could not run the job: {exc}")
@@ -326,7 +327,8 @@ class JobRunner:
         while pending or running:
             if act.cancel.is_set():
                 for key in list(pending):
-                    self._finish_row(pending.pop(key).name, "Canceled", "canceled before it started")
+                    self._finish_row(pending.pop(key).name, "Canceled", f"not started: {act.reason}")
+                    results[key] = StepResult(key, "Canceled")
             for key, row in list(pending.items()):
                 blockers = [d for d in row.depends_on if d in results and results[d].status != "Completed"]
                 if blockers:
@@ -362,9 +364,7 @@ class JobRunner:
             if res.status == "Failed" and not keep_going and not act.cancel.is_set():
                 self._log(top.name, f"step {res.key} failed; canceling the other steps "
                                     "(settings.continue_on_step_failure is false)")
-                act.cancel.set()
-                for executor, handle in list(act.handles.values()):
-                    executor.cancel(handle)
+                self._cancel_active(top.name, f"canceled: step '{res.key}' failed")
         failed = [k for k, r in results.items() if r.status == "Failed"]
         outputs = {z: rec for z, rec in ctx.pipeline_outputs.items()}
         self._set_outputs(top.name, outputs)
@@ -373,7 +373,7 @@ class JobRunner:
             error = self._failure_message(first)
             self._finish_row(top.name, "Failed", error)
         elif any(r.status == "Canceled" for r in results.values()) or act.cancel.is_set():
-            self._finish_row(top.name, "Canceled", "canceled" if act.cancel.is_set() else "a step was canceled")
+            self._finish_row(top.name, "Canceled", act.reason if act.cancel.is_set() else "a step was canceled")
         else:
             self._register_pipeline_outputs(top, outputs, actor)
             self._finish_row(top.name, "Completed", None)
@@ -405,7 +405,7 @@ class JobRunner:
         key = row.step or row.name
         step = row.spec if ctx else row.spec["step"]
         if act.cancel.is_set():
-            self._finish_row(row.name, "Canceled", "canceled before it started")
+            self._finish_row(row.name, "Canceled", f"not started: {act.reason}")
             return StepResult(key, "Canceled")
         jobdir = self.jobs_dir / row.name
         jobdir.mkdir(parents=True, exist_ok=True)
@@ -432,7 +432,7 @@ class JobRunner:
         acquired = False
         while not acquired:
             if act.cancel.is_set():
-                self._finish_row(row.name, "Canceled", "canceled while queued")
+                self._finish_row(row.name, "Canceled", f"not started: {act.reason}")
                 return StepResult(key, "Canceled")
             acquired = executor.slots.acquire(timeout=0.2)
         try:
@@ -448,7 +448,8 @@ class JobRunner:
         try:
             if env_note:
                 self._log(row.name, env_note)
-            env = self.envs.prepare(env_spec, row.env_mode, lambda line: self._log(row.name, line))  # type: ignore[arg-type]
+            mode = "inherit" if env_spec is None else row.env_mode  # curated or no environment: the server's Python
+            env = self.envs.prepare(env_spec, mode, lambda line: self._log(row.name, line))  # type: ignore[arg-type]
             for note in env.notes:
                 self._log(row.name, note)
             wd = self._snapshot(step.get("code"), jobdir)
@@ -470,12 +471,14 @@ class JobRunner:
             self._finish_row(row.name, "Failed", f"Preparing: {exc}")
             return StepResult(key, "Failed", str(exc))
         if act.cancel.is_set():
-            self._finish_row(row.name, "Canceled", "canceled while preparing")
+            self._finish_row(row.name, "Canceled", act.reason)
             return StepResult(key, "Canceled")
         timeout = (step.get("limits") or {}).get("timeout")
         self._log(row.name, f"running: {command}")
         handle = executor.start(Launch(row.name, command, wd, launch_env, self.log_path(row.name), timeout))
         act.handles[row.name] = (executor, handle)
+        if act.cancel.is_set():  # canceled while the process was starting
+            executor.cancel(handle)
         self._update(row.name, pid=handle.pid)
         self._set_status(row.name, "Running")
         try:
@@ -491,7 +494,7 @@ class JobRunner:
         if outcome.canceled or act.cancel.is_set():
             self._log(row.name, "canceled; the process tree was killed")
             self._collect_artifacts(row, wd)
-            self._finish_row(row.name, "Canceled", "canceled")
+            self._finish_row(row.name, "Canceled", act.reason)
             return StepResult(key, "Canceled")
         if outcome.exit_code != 0:
             message = f"the command exited with code {outcome.exit_code}"
@@ -627,12 +630,11 @@ class JobRunner:
                                    "register": register or None, "parent": parent_output}}
         return plans
 
-    @staticmethod
-    def _default_datastore(spec: dict[str, Any]) -> str:
+    def _default_datastore(self, spec: dict[str, Any]) -> str:
         ds = (spec.get("settings") or {}).get("default_datastore")
         if isinstance(ds, str) and ds.strip():
             return ds.strip().removeprefix("azureml:")
-        return "workspaceblobstore"
+        return self._datastores.default_name()
 
     def _environment(self, env: Any) -> tuple[dict[str, Any] | None, str | None]:
         if env is None:
