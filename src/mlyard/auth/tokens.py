@@ -51,6 +51,11 @@ class TokenVerifier:
             hit = self._cache.get(digest)
         return hit[1] if hit and time.monotonic() - hit[0] < CACHE_SECONDS else None
 
+    def forget(self, token_hash: str) -> None:
+        """Drop a token from the cache (it was just revoked)."""
+        with self._lock:
+            self._cache.pop(token_hash, None)
+
     def verify(self, token: str) -> Principal | None:
         if (principal := self.cached(token)) is not None:
             return principal

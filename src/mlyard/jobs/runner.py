@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -56,7 +56,17 @@ MLFLOW_STATUS = {"NotStarted": "SCHEDULED", "Queued": "SCHEDULED", "Preparing": 
                  "Finalizing": "RUNNING", "Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
 LOG_FILE = "user_logs/std_log.txt"
 TAIL_LINES = 20
-RUNNER_TOKEN = "job-runner"
+RUNNER = "mlyard-job-runner"  # the actor of status changes the runner makes
+
+
+class JobTokens(Protocol):
+    """Issues each running step an API token of its own, acting as the user who submitted the job."""
+
+    def issue(self, actor: str, role: str) -> tuple[str, str]:
+        """A new token for ``actor``: (secret, hash)."""
+        ...
+
+    def revoke(self, token_hash: str) -> None: ...
 CURATED_PREFIXES = ("azureml-", "azureml://registries/azureml/")
 
 
@@ -86,8 +96,8 @@ class StepResult:
 
 class JobRunner:
     def __init__(self, db: Database, datastores: DatastoreRegistry, assets: AssetService, runs: RunService,
-                 run_logger: RunLogger, experiments: ExperimentService, *, state_dir: Path, server_url: str,
-                 default_env_mode: str = "inherit") -> None:
+                 run_logger: RunLogger, experiments: ExperimentService, tokens: JobTokens, *, state_dir: Path,
+                 server_url: str, default_env_mode: str = "inherit") -> None:
         self._db = db
         self._datastores = datastores
         self._assets = assets
@@ -104,13 +114,12 @@ class JobRunner:
         self._active: dict[str, Active] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._token: str | None = None
+        self._tokens = tokens
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self, token: str) -> None:
-        """Fail what the previous server left unfinished; ``token`` is what job processes call back with."""
-        self._token = token
+    def start(self) -> None:
+        """Fail what the previous server left unfinished."""
         self.recover()
 
     def stop(self, grace_s: float = 10.0) -> None:
@@ -149,7 +158,7 @@ class JobRunner:
 
     # -- submit ------------------------------------------------------------------------------
 
-    def submit(self, spec: dict[str, Any], *, actor: str, name: str | None = None,
+    def submit(self, spec: dict[str, Any], *, actor: str, role: str = "admin", name: str | None = None,
                experiment_name: str | None = None, display_name: str | None = None,
                env_mode: str | None = None) -> Job:
         """Validate, plan and start a job; returns its row right after it was queued."""
@@ -177,13 +186,13 @@ class JobRunner:
                   experiment_id=int(experiment_id), compute=job.get("compute"), env_mode=mode,
                   spec=job if kind == "pipeline" else {**job, "step": plans[0].spec}, inputs={}, outputs={},
                   depends_on=[], force_rerun=force, notes=[w for w in loaded.warnings], created_at=now,
-                  created_by=actor)
+                  created_by=actor, actor_role=role)
         steps = [] if kind != "pipeline" else [
             Job(name=_step_job_name(name, p.key), parent=name,
                 step=p.key, position=i, type="command", status="NotStarted", display_name=p.spec.get("display_name"),
                 experiment_name=experiment, experiment_id=int(experiment_id), compute=p.spec.get("compute"),
                 env_mode=mode, spec=p.spec, inputs={}, outputs={}, depends_on=p.depends_on, force_rerun=force,
-                notes=[], created_at=now, created_by=actor)
+                notes=[], created_at=now, created_by=actor, actor_role=role)
             for i, p in enumerate(plans)]
 
         def insert(s: Any) -> None:
@@ -415,10 +424,13 @@ class JobRunner:
             env_spec, env_note = self._environment(step.get("environment"))
             identity = environment_identity(env_spec)
             cache_key = None
-            if step.get("is_deterministic", True) and not row.force_rerun:
+            # reuse is a pipeline-step rule (reference §3.5): a command job runs each time it is submitted
+            if ctx is not None and step.get("is_deterministic", True) and not row.force_rerun:
                 cache_key = self._cache_key(step, inputs, outputs, identity, row.env_mode)
         except MlyardError as exc:
-            self._finish_row(row.name, "Failed", exc.message)
+            self._set_status(row.name, "Preparing", started=True)
+            self._log(row.name, f"preparing failed: {exc.message}")
+            self._finish_row(row.name, "Failed", f"Preparing: {exc.message}")
             return StepResult(key, "Failed", exc.message)
         self._update(row.name, inputs=inputs, cache_key=cache_key)
         if cache_key and (original := self._reusable(cache_key, row.name)) is not None:
@@ -462,7 +474,9 @@ class JobRunner:
                 rendered_out[n] = str(target)
             command = render_command(step["command"], {n: (None if t is None else t) for n, t in rendered_in.items()},
                                      {n: path_text(p) for n, p in rendered_out.items()})
-            launch_env = self._process_env(row, step, env, rendered_in, rendered_out)
+            secret, token_hash = self._tokens.issue(row.created_by, row.actor_role)
+            self._update(row.name, token_hash=token_hash)
+            launch_env = self._process_env(row, step, env, rendered_in, rendered_out, secret)
         except MlyardError as exc:
             self._log(row.name, f"preparing failed: {exc.message}")
             self._finish_row(row.name, "Failed", f"Preparing: {exc.message}")
@@ -595,9 +609,10 @@ class JobRunner:
             value = (step.get("outputs") or {}).get(n)
             decl = (declared or {}).get(n) or {}
             parent_output = None
-            if isinstance(value, str) or (isinstance(value, dict) and "${{" in str(value.get("path") or "")):
-                text = value if isinstance(value, str) else value["path"]
-                b = single_binding(text)
+            bound = single_binding(value if isinstance(value, str) else str((value or {}).get("path") or ""))
+            if isinstance(value, str) or (bound is not None and bound.kind == "parent_outputs"):
+                text = value if isinstance(value, str) else str((value or {}).get("path"))
+                b = bound
                 if b is None or b.kind != "parent_outputs" or ctx is None:
                     raise InvalidRequestError(f"outputs.{n}: {text} must be ${{{{parent.outputs.<name>}}}}")
                 parent_output = b.name
@@ -755,7 +770,7 @@ class JobRunner:
         return self._data.materialise(ref, value.get("mode"), jobdir / "inputs" / name)
 
     def _process_env(self, row: Job, step: dict[str, Any], env: PreparedEnvironment, inputs: dict[str, str | None],
-                     outputs: dict[str, str]) -> dict[str, str]:
+                     outputs: dict[str, str], token: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items()
                 if not k.startswith(("MLYARD_", "MLFLOW_")) and k not in ("VIRTUAL_ENV", "PYTHONHOME")}
         base["PATH"] = env.bin_dir + os.pathsep + base.get("PATH", os.defpath)
@@ -774,9 +789,9 @@ class JobRunner:
             "MLFLOW_RUN_ID": row.name,
             "MLFLOW_EXPERIMENT_ID": str(row.experiment_id),
             "MLFLOW_EXPERIMENT_NAME": row.experiment_name,
-            "MLFLOW_TRACKING_TOKEN": self._token or "",
+            "MLFLOW_TRACKING_TOKEN": token,
             "MLYARD_URL": self.server_url,
-            "MLYARD_TOKEN": self._token or "",
+            "MLYARD_TOKEN": token,
             "MLYARD_JOB_NAME": row.name,
             "AZUREML_RUN_ID": row.name,
         })
@@ -890,6 +905,8 @@ class JobRunner:
             self._sync_run(name, mlflow_status, None)
 
     def _finish_row(self, name: str, status: str, error: str | None) -> None:
+        token: list[str] = []
+
         def write(s: Any) -> bool:
             row = s.get(Job, name)
             if row is None or row.status in TERMINAL:
@@ -898,9 +915,15 @@ class JobRunner:
             row.error = error
             row.ended_at = now_ms()
             row.pid = None
+            if row.token_hash:
+                token.append(row.token_hash)
+                row.token_hash = None
             return True
 
-        if self._db.run_in_transaction(write):
+        finished = self._db.run_in_transaction(write)
+        for token_hash in token:
+            self._tokens.revoke(token_hash)  # the step's processes are gone: so is their token
+        if finished:
             self._sync_run(name, MLFLOW_STATUS[status], now_ms())
             if status != "Completed" and error:
                 self._log(name, f"{status}: {error.splitlines()[0]}")
@@ -913,7 +936,7 @@ class JobRunner:
         try:
             run = self._runs.get(name).row
             if run.status != status or end_time is not None:
-                self._runs.update(name, status, end_time, None, RUNNER_TOKEN)
+                self._runs.update(name, status, end_time, None, RUNNER)
         except MlyardError:
             pass  # the run was deleted through MLflow: the job goes on
 

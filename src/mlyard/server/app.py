@@ -42,7 +42,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = Services.open(settings)
-        app.state.services.start_jobs()
+        app.state.services.jobs.start()
         log.info("serving workspace %s (%s)", settings.workspace_path, app.state.services.db.engine.url.drivername)
         try:
             yield
@@ -58,15 +58,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     app.state.metrics_registry = CollectorRegistry()
     install_error_handlers(app)
+    # The MLflow client calls /api/2.0/mlflow (its UI's /ajax-api/2.0/mlflow is rewritten to it). Routes are
+    # matched in order, one by one, and a training script's calls are the most frequent: they go first.
+    for mlflow_router in (mlflow_tracking.router, mlflow_registry.router, mlflow_logged_models.router):
+        app.include_router(mlflow_router)
+    app.include_router(mlflow_artifacts.router)
     app.include_router(system.router)
     app.include_router(datastores.router)
     app.include_router(jobs.router)
     for kind in SEGMENTS:
         app.include_router(asset_router(kind))
-    # The MLflow client calls /api/2.0/mlflow (its UI's /ajax-api/2.0/mlflow is rewritten to it).
-    for mlflow_router in (mlflow_tracking.router, mlflow_registry.router, mlflow_logged_models.router):
-        app.include_router(mlflow_router)
-    app.include_router(mlflow_artifacts.router)
     app.add_middleware(AuthMiddleware, services=lambda: app.state.services)
     app.add_middleware(MetricsMiddleware, registry=app.state.metrics_registry)
     app.add_middleware(MlflowUiPrefixMiddleware)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete
-from sqlalchemy.orm import Session
+from sqlalchemy import update
 
 from mlyard.assets.registry import Registry
 from mlyard.assets.service import AssetService
-from mlyard.auth.tokens import TokenVerifier, issue_token
+from mlyard.auth.tokens import TokenVerifier, hash_token, issue_token
 from mlyard.core.settings import DEFAULT_DATASTORE, ServerSettings
-from mlyard.jobs.runner import RUNNER_TOKEN, JobRunner, server_url
+from mlyard.jobs.runner import JobRunner, server_url
 from mlyard.store.blobs import BlobService, DatastoreRegistry
 from mlyard.store.db import Database
 from mlyard.store.migrate import upgrade
@@ -22,6 +21,23 @@ from mlyard.tracking.logged_models import LoggedModels
 from mlyard.tracking.records import RunLogger
 from mlyard.tracking.runs import RunService
 from mlyard.tracking.search import RunSearch
+
+
+class StepTokens:
+    """API tokens for running job steps: issued as the submitting user, revoked when the step ends."""
+
+    def __init__(self, db: Database, verifier: TokenVerifier) -> None:
+        self._db = db
+        self._verifier = verifier
+
+    def issue(self, actor: str, role: str) -> tuple[str, str]:
+        secret = self._db.run_in_transaction(lambda s: issue_token(s, name=actor, role=role))
+        return secret, hash_token(secret)
+
+    def revoke(self, token_hash: str) -> None:
+        self._db.run_in_transaction(lambda s: s.execute(
+            update(ApiToken).where(ApiToken.token_hash == token_hash).values(revoked=True)))
+        self._verifier.forget(token_hash)
 
 
 @dataclass
@@ -53,7 +69,9 @@ class Services:
         runs = RunService(db)
         run_logger = RunLogger(db)
         experiments = ExperimentService(db)
-        jobs = JobRunner(db, datastores, assets, runs, run_logger, experiments, state_dir=settings.state_dir,
+        verifier = TokenVerifier(db)
+        jobs = JobRunner(db, datastores, assets, runs, run_logger, experiments, StepTokens(db, verifier),
+                         state_dir=settings.state_dir,
                          server_url=server_url(settings.host, settings.port),
                          default_env_mode=settings.job_env_mode)
         return cls(
@@ -62,7 +80,7 @@ class Services:
             datastores=datastores,
             blobs=blobs,
             assets=assets,
-            tokens=TokenVerifier(db),
+            tokens=verifier,
             experiments=experiments,
             runs=runs,
             run_logger=run_logger,
@@ -72,15 +90,6 @@ class Services:
             logged_models=LoggedModels(db),
             jobs=jobs,
         )
-
-    def start_jobs(self) -> None:
-        """Start the job runner with a fresh token for job processes (the previous server's is revoked)."""
-
-        def fresh_token(s: Session) -> str:
-            s.execute(delete(ApiToken).where(ApiToken.name == RUNNER_TOKEN))
-            return issue_token(s, name=RUNNER_TOKEN, role="admin")
-
-        self.jobs.start(self.db.run_in_transaction(fresh_token))
 
     def close(self) -> None:
         self.jobs.stop()

@@ -95,9 +95,13 @@ JobInput = Annotated[
 
 
 class DataOutput(SpecModel):
-    """A job output; registered as a data or model asset after the job when ``name`` is set."""
+    """A job output; registered as a data or model asset after the job when ``name`` is set.
 
-    type: PortType = "uri_folder"
+    ``type`` has no default here: unset, a step output takes the type its component declares or the
+    pipeline output it is bound to has (uri_folder when neither says).
+    """
+
+    type: PortType | None = None
     mode: Annotated[OutputMode, BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)] | None = None
     path: Text | None = None
     name: Text | None = None

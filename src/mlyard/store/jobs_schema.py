@@ -51,6 +51,8 @@ class Job(Base):
     started_at: Mapped[int | None] = mapped_column(BigInteger)
     ended_at: Mapped[int | None] = mapped_column(BigInteger)
     created_by: Mapped[str] = mapped_column(String(255))
+    actor_role: Mapped[str] = mapped_column(String(32), default="admin")
+    token_hash: Mapped[str | None] = mapped_column(String(64))  # the running step's own API token
 
 
 class Compute(Base):

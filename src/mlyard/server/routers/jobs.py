@@ -101,8 +101,9 @@ class ComputeRead(BaseModel):
 
 @router.post("/api/v1/jobs", response_model=JobRead, status_code=201, summary="Submit a command or pipeline job")
 def create_job(body: JobCreate, services: Svc, who: Who) -> JobRead:
-    row = services.jobs.submit(body.spec, actor=who.name, name=body.name, experiment_name=body.experiment_name,
-                               display_name=body.display_name, env_mode=body.env_mode)
+    row = services.jobs.submit(body.spec, actor=who.name, role=who.role, name=body.name,
+                               experiment_name=body.experiment_name, display_name=body.display_name,
+                               env_mode=body.env_mode)
     return JobRead.of(row, steps=services.jobs.children(row.name) if row.type == "pipeline" else None)
 
 

@@ -48,6 +48,8 @@ def upgrade() -> None:
     sa.Column('started_at', sa.BigInteger(), nullable=True),
     sa.Column('ended_at', sa.BigInteger(), nullable=True),
     sa.Column('created_by', sa.String(length=255), nullable=False),
+    sa.Column('actor_role', sa.String(length=32), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=True),
     sa.PrimaryKeyConstraint('name')
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
