@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import bench_cli  # the benchmarks/ folder is on sys.path: this file runs as a script
+import bench_pipeline
 import bench_server
 import bench_tracking
 import bench_upload
@@ -37,8 +38,10 @@ BENCHMARKS: dict[str, tuple[Bench, int]] = {
     "upload": (lambda rounds, progress, opts: bench_upload.run(rounds, progress, size_mb=opts.size_mb), 5),
     "tracking": (lambda rounds, progress, opts: bench_tracking.run(
         rounds, progress, calls=opts.tracking_calls, runs=opts.tracking_runs, points=opts.tracking_points), 5),
+    "pipeline": (lambda rounds, progress, _: bench_pipeline.pipeline(rounds, progress), 5),
+    "submit": (lambda rounds, progress, _: bench_pipeline.latency(rounds, progress), 20),
 }
-MIN_ROUNDS = {"server": 5, "cli": 10, "upload": 5, "tracking": 5}
+MIN_ROUNDS = {"server": 5, "cli": 10, "upload": 5, "tracking": 5, "pipeline": 5, "submit": 10}
 BUSY_LOAD = 0.5  # 1-minute load average above which the run is flagged as noisy
 
 

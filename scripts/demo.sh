@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# `make demo`: a workspace in ./demo-workspace, the server in the background, the quick-start
-# data asset and environment registered and listed, then the server stopped cleanly.
+# `make demo`: Azure's MLOps template flow for the attrition example, on this machine.
+# A workspace in ./demo-workspace, the server in the background, the data asset and environment registered,
+# the four-step training pipeline run with live progress, the registered model and its metrics shown, the
+# same pipeline run again (every step reused), then the server stopped cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PY="$PWD/.venv/bin/python"
 MLYARD="$PWD/.venv/bin/mlyard"
 WS="${MLYARD_DEMO_WORKSPACE:-$PWD/demo-workspace}"
+TRAIN=examples/attrition/mlops/azureml/train
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+now() { "$PY" -c 'import time; print(time.time())'; }
+elapsed() { "$PY" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$2"; }
 
 if [ -f "$WS/.mlyard/server.pid" ]; then "$MLYARD" --workspace "$WS" server stop || true; fi
 rm -rf "$WS"
-PORT=$("$PWD/.venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# mlflow's telemetry would try the internet from the demo's own python snippets.
+export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
 
 say "mlyard workspace init $WS"
 "$MLYARD" workspace init "$WS" --port "$PORT"
@@ -19,28 +27,68 @@ trap '"$MLYARD" server stop >/dev/null 2>&1 || true' EXIT
 say "mlyard server start"
 "$MLYARD" server start
 
-say "mlyard data create -f examples/quickstart/data.yml"
-"$MLYARD" data create -f examples/quickstart/data.yml
-say "mlyard environment create -f examples/quickstart/train-env.yml"
-"$MLYARD" environment create -f examples/quickstart/train-env.yml
+say "mlyard data create -f $TRAIN/data.yml"
+"$MLYARD" data create -f "$TRAIN/data.yml"
+say "mlyard environment create -f $TRAIN/train-env.yml"
+"$MLYARD" environment create -f "$TRAIN/train-env.yml"
 
-say "mlyard data list / environment list"
-"$MLYARD" data list
-"$MLYARD" environment list
+FIRST=attrition-train-1
+say "mlyard job create -f $TRAIN/pipeline.yml --stream   (prep -> train -> evaluate -> register)"
+T0=$(now)
+"$MLYARD" job create -f "$TRAIN/pipeline.yml" --name "$FIRST" --stream
+T1=$(now)
 
-say "mlyard data download -n employees@latest"
-"$MLYARD" data download -n employees@latest --download-path "$WS/downloads"
+say "mlyard model show -n attrition-model@latest   (registered by the register_model step)"
+"$MLYARD" model show -n attrition-model@latest
 
-TOKEN_HINT="$WS/.mlyard/client.yaml"
+say "the metrics the steps logged, read with the mlflow client (MlflowClient.search_runs)"
+MLFLOW_TRACKING_TOKEN=$(sed -n 's/^token: //p' "$WS/.mlyard/client.yaml") "$PY" - "http://127.0.0.1:$PORT" "$FIRST" <<'EOF'
+import sys
+
+from mlflow import MlflowClient
+
+url, pipeline = sys.argv[1], sys.argv[2]
+client = MlflowClient(tracking_uri=url, registry_uri=url)
+version = client.get_model_version("attrition-model", "1")
+source = client.get_run(version.run_id)
+print(f"attrition-model:{version.version} comes from run {version.run_id} (pipeline {pipeline})")
+for run in sorted(client.search_runs([source.info.experiment_id], f"tags.mlflow.parentRunId = '{pipeline}'"),
+                  key=lambda r: r.info.start_time or 0):
+    metrics = ", ".join(f"{k}={v:.3f}" if v % 1 else f"{k}={v:.0f}" for k, v in sorted(run.data.metrics.items()))
+    print(f"  {run.info.run_name:<16} {metrics}")
+EOF
+
+say "mlyard job download -n $FIRST --output-name evaluation_output"
+"$MLYARD" job download -n "$FIRST" --output-name evaluation_output --download-path "$WS/downloads"
+EVAL="$WS/downloads/named-outputs/evaluation_output"
+grep -E '^test_[a-z0-9]+: ' "$EVAL/score.txt" | sed 's/^/  /'
+echo "  deploy_flag: $(cat "$EVAL/deploy_flag")   (all files: $EVAL)"
+
+SECOND=attrition-train-2
+say "the same pipeline again: nothing changed, so every step is reused"
+T2=$(now)
+"$MLYARD" job create -f "$TRAIN/pipeline.yml" --name "$SECOND" --stream
+T3=$(now)
+"$MLYARD" model list --name attrition-model
+
+say "wall time of 'mlyard job create --stream'"
+FIRST_S=$(elapsed "$T0" "$T1")
+SECOND_S=$(elapsed "$T2" "$T3")
+"$PY" -c "import sys; a, b = map(float, sys.argv[1:]); print(f'  first run:  {a:5.1f} s (4 steps run)\n  second run: {b:5.1f} s (4 steps reused, {100 * b / a:.0f}% of the first)')" "$FIRST_S" "$SECOND_S"
+
 say "Where to look"
 cat <<MSG
   server (while running):  http://127.0.0.1:$PORT  (REST API under /api/v1, OpenAPI at /openapi.json,
-                           Prometheus at /metrics, health at /healthz; send the token from $TOKEN_HINT
-                           as 'Authorization: Bearer <token>')
-  workspace folder:        $WS  (mlyard.yaml, mlyard.db, artifacts/workspaceblobstore/LocalUpload/...)
-  downloaded data:         $WS/downloads/employees
+                           Prometheus at /metrics, health at /healthz; send the token from
+                           $WS/.mlyard/client.yaml as 'Authorization: Bearer <token>')
+  MLflow tracking URI:     http://127.0.0.1:$PORT  (MLFLOW_TRACKING_URI; the token goes in MLFLOW_TRACKING_TOKEN)
+  workspace folder:        $WS  (mlyard.yaml, mlyard.db, artifacts/workspaceblobstore/azureml/<job>/<output>/)
+  step logs:               $WS/.mlyard/jobs/${FIRST}_train_model/user_logs/std_log.txt
   server log:              $WS/.mlyard/server.log
-  try it yourself:         MLYARD_WORKSPACE=$WS .venv/bin/mlyard server start
+  try it yourself:         export MLYARD_WORKSPACE=$WS; .venv/bin/mlyard server start
+                           .venv/bin/mlyard job show -n $FIRST
+                           .venv/bin/mlyard job download -n $FIRST --all --download-path ./out
+                           .venv/bin/mlyard job create -f $TRAIN/pipeline.yml --stream --set settings.force_rerun=true
 MSG
 
 say "mlyard server stop"
