@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: create ./demo-workspace, start the server, register the example data and environment, list them, stop.
+## demo: create ./demo-workspace, start the server, register the attrition data and environment, run the training
+## pipeline with live progress, show the registered model and its metrics, run it again (every step reused), stop.
 demo: $(STAMP)
 	@bash scripts/demo.sh
 

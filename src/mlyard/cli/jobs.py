@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import deque
@@ -155,7 +154,7 @@ def download(ctx: click.Context, name: str, output_name: str | None, all_: bool,
     if output_name and all_:
         raise click.UsageError("give --output-name or --all, not both")
     files = make_client(ctx).jobs.download(name, download_path=download_path, output_name=output_name, all_=all_)
-    click.echo(f"downloaded {len(files)} file(s) to {os.path.relpath(download_path)}")
+    click.echo(f"downloaded {len(files)} file(s) to {download_path}")
 
 
 # -- following a job ------------------------------------------------------------------------

@@ -203,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1470, help="number of rows (default 1470)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--variant", choices=["training", "production"], default="training",
-                        help="'production' shifts: " + "; ".join(f"{k} {v}" for k, v in PRODUCTION_SHIFTS.items()))
+                        help="'production' shifts: " + "; ".join(
+                            f"{k} {v}" for k, v in PRODUCTION_SHIFTS.items()).replace("%", "%%"))  # argparse formats %
     parser.add_argument("--out", required=True, help="CSV file to write")
     args = parser.parse_args(argv)
     if args.rows < 1:
