@@ -142,3 +142,13 @@ def test_rejects_bad_arguments() -> None:
         generate(0)
     with pytest.raises(ValueError, match="variant must be"):
         generate(10, variant="staging")  # type: ignore[arg-type]
+
+
+def test_help_names_the_production_shifts(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlyard.datasets.attrition import PRODUCTION_SHIFTS, main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in PRODUCTION_SHIFTS)
