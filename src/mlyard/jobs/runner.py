@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -29,7 +30,13 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from mlyard.assets.service import AssetService, FileEntry
-from mlyard.core.errors import AlreadyExistsError, InvalidRequestError, MlyardError, NotFoundError
+from mlyard.core.errors import (
+    AlreadyExistsError,
+    InvalidRequestError,
+    MlyardError,
+    NotFoundError,
+    ServerUnavailableError,
+)
 from mlyard.core.hashing import sha256_json
 from mlyard.core.ids import friendly_name
 from mlyard.core.timeutil import now_ms
@@ -145,7 +152,7 @@ class JobRunner:
         for pid in leftover_processes(names):
             kill_group(pid)
             try:
-                os.kill(pid, 9)
+                os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
         reason = ("the mlyard server stopped while this job was {status}; nothing of it is running any more: "
@@ -162,6 +169,8 @@ class JobRunner:
                experiment_name: str | None = None, display_name: str | None = None,
                env_mode: str | None = None) -> Job:
         """Validate, plan and start a job; returns its row right after it was queued."""
+        if self._stopping.is_set():
+            raise ServerUnavailableError("the mlyard server is stopping; submit the job again once it is back")
         loaded = load_spec_dict(spec, "job")
         job = loaded.to_dict()
         kind = job.get("type", "command")
@@ -362,6 +371,9 @@ class JobRunner:
                     running[key] = thread
                     thread.start()
             if not running:
+                for key in list(pending):  # unreachable for a valid graph; never spin on a broken one
+                    self._finish_row(pending.pop(key).name, "Canceled", "not run: its upstream steps never ended")
+                    results[key] = StepResult(key, "Canceled")
                 continue
             res = finished.get()
             running.pop(res.key).join()
