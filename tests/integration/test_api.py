@@ -104,3 +104,24 @@ def test_audit_log_records_mutations(server: ServerProcess) -> None:
         rows = conn.execute("SELECT actor, action, resource, status FROM audit_log").fetchall()
     assert ("admin", "PUT", "/api/v1/datastores/workspaceblobstore/paths/scratch/audited.txt", 201) in rows
     assert ("anonymous", "POST", "/api/v1/data", 401) in rows
+
+
+def test_mlflow_requests_are_audited_once_with_how_they_ended(fresh_server: ServerProcess) -> None:
+    import sqlite3
+
+    api, headers = f"{fresh_server.url}/api/2.0/mlflow", fresh_server.headers()
+    experiment = httpx.post(f"{api}/experiments/create", json={"name": "audited"}, headers=headers).json()
+    run = httpx.post(f"{api}/runs/create", json=experiment, headers=headers).json()["run"]["info"]["run_id"]
+    point = {"key": "loss", "value": 0.5, "timestamp": 1, "step": 0}
+    assert httpx.post(f"{api}/runs/log-metric", json={"run_id": run, **point}, headers=headers).status_code == 200
+    assert httpx.post(f"{api}/runs/log-metric", json={"run_id": "nope", **point}, headers=headers).status_code == 404
+    httpx.post(f"{api}/runs/delete", json={"run_id": run}, headers=headers)
+    assert httpx.post(f"{api}/runs/log-metric", json={"run_id": run, **point}, headers=headers).status_code == 400
+    assert httpx.post(f"{api}/runs/search", json={"experiment_ids": [experiment["experiment_id"]]},
+                      headers=headers).status_code == 200  # a read sent as POST: audited all the same
+    with sqlite3.connect(fresh_server.workspace / "mlyard.db") as conn:
+        rows = conn.execute("SELECT actor, action, resource, status FROM audit_log ORDER BY id").fetchall()
+    assert [(resource.rsplit("/mlflow/", 1)[1], status) for actor, action, resource, status in rows] == [
+        ("experiments/create", 200), ("runs/create", 200), ("runs/log-metric", 200), ("runs/log-metric", 404),
+        ("runs/delete", 200), ("runs/log-metric", 400), ("runs/search", 200)]
+    assert {(actor, action) for actor, action, _, _ in rows} == {("admin", "POST")}

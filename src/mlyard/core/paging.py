@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -46,6 +47,25 @@ def decode_token(token: str | None) -> int:
     if not isinstance(offset, int) or offset < 0:
         raise InvalidRequestError("invalid page_token: pass the next_page_token of the previous page")
     return offset
+
+
+def encode_after(key: Sequence[int]) -> str:
+    """A token for the page after the row whose sort key is ``key`` (keyset paging: no rows are skipped
+    again on every page, and rows added meanwhile cannot shift a page)."""
+    return base64.urlsafe_b64encode(json.dumps({"after": list(key)}).encode()).decode()
+
+
+def decode_after(token: str | None, size: int) -> tuple[int, ...] | None:
+    """The sort key an ``encode_after`` token resumes after; None for the first page."""
+    if not token:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        key = None
+    if not isinstance(key, list) or len(key) != size or not all(type(v) is int for v in key):
+        raise InvalidRequestError("invalid page_token: pass the next_page_token of the previous page")
+    return tuple(key)
 
 
 def max_results(value: Any, default: int, limit: int) -> int:

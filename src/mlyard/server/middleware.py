@@ -16,7 +16,7 @@ from mlyard.auth.tokens import Principal
 from mlyard.core.errors import UnauthenticatedError
 from mlyard.server.mlflow.protocol import is_mlflow_path, mlflow_error
 from mlyard.server.services import Services
-from mlyard.store.schema import AuditEntry
+from mlyard.store.audit import PendingAudit, pending_audit
 
 log = logging.getLogger("mlyard.server")
 
@@ -66,7 +66,7 @@ class AuthMiddleware:
                 "printed (the CLI reads MLYARD_TOKEN or the workspace's .mlyard/client.yaml)"
             )
             if scope["method"] in MUTATING:
-                await self._audit(services, "anonymous", scope, 401)
+                await self._settle(services, PendingAudit("anonymous", scope["method"], scope["path"]), 401)
             body = mlflow_error(err)[0] if is_mlflow_path(scope["path"]) else err.to_dict()
             await _send_json(send, 401, body, [(b"www-authenticate", b"Bearer")])
             return
@@ -74,36 +74,39 @@ class AuthMiddleware:
         if scope["method"] not in MUTATING:
             await self.app(scope, receive, send)
             return
+        # The entry is written before the response completes, so a client that saw the response can rely
+        # on finding it. On MLflow's routes, where every success is a 200, it rides in the change's own
+        # transaction (store/audit.py); elsewhere, and when a request ends otherwise, it is written here.
+        audit = PendingAudit(principal.name, scope["method"], scope["path"])
+        reset = pending_audit.set(audit) if is_mlflow_path(scope["path"]) else None
         status = 500
         audited = False
 
         async def send_wrapper(message: Message) -> None:
-            # The entry is written before the response completes, so a client that saw the
-            # response can rely on finding it in the audit log.
             nonlocal status, audited
             if message["type"] == "http.response.start":
                 status = message["status"]
             elif message["type"] == "http.response.body" and not message.get("more_body", False) and not audited:
                 audited = True
-                await self._audit(services, principal.name, scope, status)
+                await self._settle(services, audit, status)
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            if reset is not None:
+                pending_audit.reset(reset)
             if not audited:  # the request failed before a complete response
-                await self._audit(services, principal.name, scope, status)
+                await self._settle(services, audit, status)
 
     @staticmethod
-    async def _audit(services: Services, actor: str, scope: Scope, status: int) -> None:
-        def write() -> None:
-            with services.db.session() as s:
-                s.add(AuditEntry(actor=actor, action=scope["method"], resource=scope["path"][:2000], status=status))
-
+    async def _settle(services: Services, audit: PendingAudit, status: int) -> None:
+        if audit.settled(status):  # committed with the change, and it ended as expected
+            return
         try:
-            await anyio.to_thread.run_sync(write)
+            await anyio.to_thread.run_sync(audit.settle, services.db, status)
         except Exception:  # an audit failure must not turn a done request into an error
-            log.exception("could not write the audit entry for %s %s", scope["method"], scope["path"])
+            log.exception("could not write the audit entry for %s %s", audit.action, audit.resource)
 
 
 class MlflowUiPrefixMiddleware:

@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Engine, Executable, Table, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mlyard.core.errors import StorageError
+from mlyard.store.audit import pending_audit, write_entry
 
 T = TypeVar("T")
 
@@ -67,10 +68,9 @@ class Database:
         for attempt in range(retries):
             try:
                 if self._write_lock is None:
-                    with self.session() as s:
-                        return fn(s)
-                with self._write_lock, self.session() as s:
-                    return fn(s)
+                    return self._transaction(fn)
+                with self._write_lock:
+                    return self._transaction(fn)
             except (IntegrityError, OperationalError) as exc:
                 if attempt == retries - 1:
                     raise StorageError(f"the metadata store kept refusing the write: {exc.orig}") from exc
@@ -79,20 +79,42 @@ class Database:
                 raise StorageError(f"the metadata store failed: {exc.orig}") from exc
         raise AssertionError("unreachable")
 
-    def upsert(self, session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str],
-               update: Sequence[str], where: Callable[[Any], Any] | None = None) -> None:
-        """INSERT ... ON CONFLICT (keys) DO UPDATE SET update [WHERE where(excluded)], on SQLite and PostgreSQL."""
-        if not rows:
-            return
+    def _transaction(self, fn: Callable[[Session], T]) -> T:
+        audit = pending_audit.get()
+        if audit is None or not audit.claim():
+            with self.session() as s:
+                return fn(s)
+        entry_id = None
+        try:  # the request's audit entry commits with its change (see store/audit.py)
+            with self.session() as s:
+                out = fn(s)
+                written = write_entry(s.connection(), audit.actor, audit.action, audit.resource,
+                                      audit.expected_status)
+            entry_id = written
+            return out
+        finally:
+            audit.release(entry_id)
+
+    def upsert_statement(self, table: Table, keys: Sequence[str], update: Sequence[str],
+                         where: Callable[[Any], Any] | None = None) -> Executable:
+        """``INSERT ... ON CONFLICT (keys) DO UPDATE SET update [WHERE where(excluded)]`` in this store's dialect.
+
+        Build it once and run it with :meth:`upsert`: building one costs more than running it (SQLAlchemy
+        makes a column proxy per column for ``excluded``), and the compiled SQL is cached by statement.
+        """
         if self.is_sqlite:
             from sqlalchemy.dialects.sqlite import insert
         else:
             from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
         stmt = insert(table)
-        stmt = stmt.on_conflict_do_update(index_elements=list(keys),
-                                          set_={c: stmt.excluded[c] for c in update},
+        return stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in update},
                                           where=where(stmt.excluded) if where is not None else None)
-        session.execute(stmt, list(rows))
+
+    @staticmethod
+    def upsert(session: Session, statement: Executable, rows: Sequence[dict[str, Any]]) -> None:
+        """Run an :meth:`upsert_statement` for ``rows`` (one executemany) in the session's transaction."""
+        if rows:
+            session.connection().execute(statement, list(rows))
 
     def dispose(self) -> None:
         self.engine.dispose()

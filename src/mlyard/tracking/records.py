@@ -14,11 +14,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, select, tuple_
+from sqlalchemy import Table, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from mlyard.core.errors import InvalidRequestError
-from mlyard.core.paging import Page, decode_token, encode_token
+from mlyard.core.paging import Page, decode_after, encode_after
 from mlyard.core.timeutil import now_ms
 from mlyard.store.db import Database
 from mlyard.store.tracking_schema import Dataset, LatestMetric, Metric, Param, Run, RunInput, RunTag
@@ -41,6 +41,13 @@ class MetricPoint:
     model_id: str | None = None
     dataset_name: str | None = None
     dataset_digest: str | None = None
+
+
+# One point of a metric's history as a plain row (ORM objects would cost more than the query): key, value,
+# timestamp, step, is_nan, model_id, dataset_name, dataset_digest, run_id, and the row id last (for paging).
+PointRow = tuple[str, float, int, int, bool, str | None, str | None, str | None, str, int]
+_POINT_COLUMNS = (Metric.key, Metric.value, Metric.timestamp, Metric.step, Metric.is_nan, Metric.model_id,
+                  Metric.dataset_name, Metric.dataset_digest, Metric.run_id, Metric.id)
 
 
 def check_name(kind: str, key: Any) -> str:
@@ -75,6 +82,18 @@ def _stored(value: float) -> tuple[float, bool]:
 class RunLogger:
     def __init__(self, db: Database) -> None:
         self._db = db
+        history, latest = cast(Table, Metric.__table__), cast(Table, LatestMetric.__table__)
+        # Built once: building an upsert costs more than running it.
+        self._history_upsert = db.upsert_statement(
+            history, keys=("run_id", "key", "timestamp", "step", "value", "is_nan"),
+            update=("model_id", "dataset_name", "dataset_digest"),
+            where=lambda new: new.model_id.is_not(None) | new.dataset_name.is_not(None))
+        self._latest_upsert = db.upsert_statement(
+            latest, keys=("run_id", "key"), update=("value", "timestamp", "step", "is_nan"),
+            where=lambda new: tuple_(new.step, new.timestamp, new.value)
+            >= tuple_(latest.c.step, latest.c.timestamp, latest.c.value))
+        self._tag_upsert = db.upsert_statement(cast(Table, RunTag.__table__), keys=("run_id", "key"),
+                                               update=("value",))
 
     # -- metrics ----------------------------------------------------------------------------------------
 
@@ -87,21 +106,15 @@ class RunLogger:
             rows.append({"run_id": run_id, "key": p.key, "value": value, "timestamp": p.timestamp, "step": p.step,
                          "is_nan": is_nan, "model_id": p.model_id, "dataset_name": p.dataset_name,
                          "dataset_digest": p.dataset_digest})
-        history = cast(Table, Metric.__table__)
-        self._db.upsert(s, history, rows, keys=("run_id", "key", "timestamp", "step", "value", "is_nan"),
-                        update=("model_id", "dataset_name", "dataset_digest"),
-                        where=lambda new: new.model_id.is_not(None) | new.dataset_name.is_not(None))
+        self._db.upsert(s, self._history_upsert, rows)
         newest: dict[str, dict[str, Any]] = {}
         for row in rows:  # the batch's newest point per key, by (step, timestamp, value)
             best = newest.get(row["key"])
             if best is None or (row["step"], row["timestamp"], row["value"]) > (best["step"], best["timestamp"],
                                                                                 best["value"]):
                 newest[row["key"]] = row
-        table = cast(Table, LatestMetric.__table__)
         latest = [{k: r[k] for k in ("run_id", "key", "value", "timestamp", "step", "is_nan")} for r in newest.values()]
-        self._db.upsert(s, table, latest, keys=("run_id", "key"), update=("value", "timestamp", "step", "is_nan"),
-                        where=lambda new: tuple_(new.step, new.timestamp, new.value)
-                        >= tuple_(table.c.step, table.c.timestamp, table.c.value))
+        self._db.upsert(s, self._latest_upsert, latest)
 
     def log_metric(self, run_id: str, point: MetricPoint) -> None:
         self.log_batch(run_id, [point], {}, {})
@@ -124,9 +137,9 @@ class RunLogger:
                 raise InvalidRequestError(f"tag {key!r} value is longer than {MAX_TAG_VALUE} characters")
 
         def write(s: Session) -> None:
-            run = RunService.active_row(s, run_id)
+            RunService.check_active(s, run_id)
             self._write_params(s, run_id, params)
-            self._write_tags(s, run, tags)
+            self._write_tags(s, run_id, tags)
             self._write_metrics(s, run_id, metrics)
 
         self._db.run_in_transaction(write)
@@ -146,13 +159,12 @@ class RunLogger:
                 continue
             s.add(Param(run_id=run_id, key=key, value=value))
 
-    def _write_tags(self, s: Session, run: Run, tags: dict[str, str]) -> None:
+    def _write_tags(self, s: Session, run_id: str, tags: dict[str, str]) -> None:
         if not tags:
             return
-        rows = [{"run_id": run.id, "key": k, "value": v} for k, v in tags.items()]
-        self._db.upsert(s, cast(Table, RunTag.__table__), rows, keys=("run_id", "key"), update=("value",))
+        self._db.upsert(s, self._tag_upsert, [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()])
         if RUN_NAME_TAG in tags:
-            run.name = tags[RUN_NAME_TAG]
+            s.execute(update(Run).where(Run.id == run_id).values(name=tags[RUN_NAME_TAG]))
 
     def set_tag(self, run_id: str, key: str, value: str) -> None:
         self.log_batch(run_id, [], {}, {key: value})
@@ -195,16 +207,19 @@ class RunLogger:
 
     # -- history ---------------------------------------------------------------------------------------
 
-    def history(self, run_id: str, key: str, max_results: int | None, page_token: str | None) -> Page[Metric]:
-        """Points of one metric by step and time; all of them when ``max_results`` is None."""
-        offset = decode_token(page_token)
-        q = (select(Metric).where(Metric.run_id == run_id, Metric.key == key)
-             .order_by(Metric.step, Metric.timestamp, Metric.id).offset(offset))
+    def history(self, run_id: str, key: str, max_results: int | None, page_token: str | None) -> Page[PointRow]:
+        """Points of one metric by step, time and id; all of them when ``max_results`` is None."""
+        after = decode_after(page_token, 3)
+        q = (select(*_POINT_COLUMNS).where(Metric.run_id == run_id, Metric.key == key)
+             .order_by(Metric.step, Metric.timestamp, Metric.id))
+        if after is not None:
+            q = q.where(tuple_(Metric.step, Metric.timestamp, Metric.id) > tuple_(*after))
         if max_results is not None:
             q = q.limit(max_results + 1)
         with self._db.session() as s:
-            RunService.row(s, run_id)
-            rows = list(s.scalars(q).all())
+            RunService.record(s, run_id)
+            rows = cast(list[PointRow], s.connection().execute(q).all())
         if max_results is None or len(rows) <= max_results:
             return Page(rows)
-        return Page(rows[:max_results], encode_token(offset + max_results))
+        last = rows[max_results - 1]
+        return Page(rows[:max_results], encode_after((last[3], last[2], last[9])))

@@ -1,9 +1,9 @@
 """``search_runs``: MLflow's filter and order grammar as SQL over the run tables.
 
-A condition on a metric, param or tag is an ``EXISTS`` over that table, so a run lacking the key
-never matches (MLflow's semantics, ``!=`` included). Metrics compare their current value
-(``latest_metrics``). Ordering by a key puts runs without it last, whatever the direction; ties
-fall back to newest start time, then run id.
+A condition on a metric, param or tag asks for a row of that table (``IN`` a subquery for metrics,
+``EXISTS`` for the others), so a run lacking the key never matches (MLflow's semantics, ``!=``
+included). Metrics compare their current value (``latest_metrics``). Ordering by a key puts runs
+without it last, whatever the direction; ties fall back to newest start time, then run id.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mlyard.core.paging import Page, ViewType, decode_token, encode_token
 from mlyard.specs.search_filters import Condition, FilterError, OrderBy, parse_run_filter, parse_run_order_by
 from mlyard.store.db import Database
 from mlyard.store.tracking_schema import Dataset, LatestMetric, Param, Run, RunInput, RunTag
-from mlyard.tracking.runs import RunService, RunView
+from mlyard.tracking.runs import RUN_COLUMNS, RunRecord, RunService, RunView
 from mlyard.tracking.sql import lifecycle_clause, numeric_compare, string_compare
 
 ATTRIBUTES: dict[str, Any] = {
@@ -37,10 +37,10 @@ def _attribute(key: str) -> Any:
 
 
 def _condition(c: Condition, sqlite: bool) -> ColumnElement[bool]:
-    if c.entity == "metric":
-        return exists().where(LatestMetric.run_id == Run.id, LatestMetric.key == c.key,
-                              LatestMetric.is_nan.is_(False), numeric_compare(LatestMetric.value, c.comparator,
-                                                                              c.value))
+    if c.entity == "metric":  # IN, not EXISTS: SQLite then reads the matches from the (key, value) index once
+        return Run.id.in_(select(LatestMetric.run_id).where(
+            LatestMetric.key == c.key, LatestMetric.is_nan.is_(False),
+            numeric_compare(LatestMetric.value, c.comparator, c.value)))
     if c.entity in ("param", "tag"):
         table: Any = Param if c.entity == "param" else RunTag
         if c.comparator in ("IS NULL", "IS NOT NULL"):  # the key is absent / present
@@ -91,14 +91,14 @@ class RunSearch:
         except (TypeError, ValueError):
             raise InvalidRequestError(f"experiment_ids must be experiment ids; got {experiment_ids!r}") from None
         offset = decode_token(page_token)
-        q = select(Run).where(Run.experiment_id.in_(ids), lifecycle_clause(Run.lifecycle_stage, view))
+        q = select(*RUN_COLUMNS).where(Run.experiment_id.in_(ids), lifecycle_clause(Run.lifecycle_stage, view))
         for c in conditions:
             q = q.where(_condition(c, self._db.is_sqlite))
         for o in orders:
             q = _order(q, o)
         q = q.order_by(Run.start_time.desc(), Run.id.asc()).offset(offset).limit(max_results + 1)
         with self._db.session() as s:
-            rows = list(s.scalars(q).all())
+            rows = [RunRecord._make(row) for row in s.connection().execute(q)]
             views = RunService.views(s, rows[:max_results])
         token = encode_token(offset + max_results) if len(rows) > max_results else None
         return Page(views, token)

@@ -13,8 +13,8 @@ from mlyard.server.mlflow.protocol import (
     MLFLOW_API,
     key_values,
     listing,
-    metric_json,
     mlflow_params,
+    point_json,
     required,
     tags_json,
     text,
@@ -38,7 +38,7 @@ def logged_model_json(view: LoggedModelView) -> dict[str, Any]:
     if row.source_run_id:
         info["source_run_id"] = row.source_run_id
     return {"info": info, "data": {"params": [{"key": k, "value": v} for k, v in sorted(view.params.items())],
-                                   "metrics": [metric_json(m) for m in view.metrics]}}
+                                   "metrics": [point_json(m) for m in view.metrics]}}
 
 
 @router.post("/logged-models")

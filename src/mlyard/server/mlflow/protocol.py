@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from fastapi import Request
+import orjson
+from fastapi import Request, Response
 
 from mlyard.core.errors import (
     AlreadyExistsError,
@@ -23,8 +25,9 @@ from mlyard.core.errors import (
     PermissionDeniedError,
     UnauthenticatedError,
 )
-from mlyard.store.tracking_schema import Dataset, LatestMetric, Metric
+from mlyard.store.tracking_schema import Dataset
 from mlyard.tracking.experiments import ExperimentView
+from mlyard.tracking.records import PointRow
 from mlyard.tracking.runs import RunView
 
 MLFLOW_API = "/api/2.0/mlflow"  # routers carry it themselves, so route templates (metric labels) are whole
@@ -70,6 +73,11 @@ async def mlflow_params(request: Request) -> dict[str, Any]:
                 raise InvalidRequestError("the request body must be a JSON object")
             params.update(body)
     return params
+
+
+def reply(body: dict[str, Any]) -> Response:
+    """``body`` as the route's JSON response, encoded once (orjson), without FastAPI's response-model pass."""
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def text(params: dict[str, Any], key: str, *, required: bool = False, default: str | None = None) -> str | None:
@@ -136,13 +144,64 @@ def number_json(value: float, is_nan: bool = False) -> float | str:
     return value
 
 
-def metric_json(m: LatestMetric | Metric) -> dict[str, Any]:
+class MetricLike(Protocol):
+    """A metric's value: a run's current value (``MetricValue``) or a logged point."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def step(self) -> int: ...
+    @property
+    def is_nan(self) -> bool: ...
+
+
+class PointLike(MetricLike, Protocol):
+    """A logged point, with the run, model and dataset it belongs to."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def model_id(self) -> str | None: ...
+    @property
+    def dataset_name(self) -> str | None: ...
+    @property
+    def dataset_digest(self) -> str | None: ...
+
+
+def metric_json(m: MetricLike) -> dict[str, Any]:
+    return {"key": m.key, "value": number_json(m.value, m.is_nan), "timestamp": m.timestamp, "step": m.step}
+
+
+def point_json(m: PointLike) -> dict[str, Any]:
     out = {"key": m.key, "value": number_json(m.value, m.is_nan), "timestamp": m.timestamp, "step": m.step}
-    if isinstance(m, Metric):
-        for attr in ("model_id", "dataset_name", "dataset_digest"):
-            if getattr(m, attr):
-                out[attr] = getattr(m, attr)
-        out["run_id"] = m.run_id
+    if m.model_id:
+        out["model_id"] = m.model_id
+    if m.dataset_name:
+        out["dataset_name"] = m.dataset_name
+    if m.dataset_digest:
+        out["dataset_digest"] = m.dataset_digest
+    out["run_id"] = m.run_id
+    return out
+
+
+def history_json(rows: Iterable[PointRow]) -> list[dict[str, Any]]:
+    """What ``point_json`` makes, straight from history rows: a page holds up to 25,000 of them."""
+    out = []
+    for key, value, timestamp, step, is_nan, model_id, dataset_name, dataset_digest, run_id, _ in rows:
+        point = {"key": key, "value": value if math.isfinite(value) and not is_nan else number_json(value, is_nan),
+                 "timestamp": timestamp, "step": step}
+        if model_id:
+            point["model_id"] = model_id
+        if dataset_name:
+            point["dataset_name"] = dataset_name
+        if dataset_digest:
+            point["dataset_digest"] = dataset_digest
+        point["run_id"] = run_id
+        out.append(point)
     return out
 
 
