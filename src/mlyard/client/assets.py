@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import builtins
-import hashlib
-import os
 import posixpath
 from pathlib import Path
 from typing import Any
 
-from mlyard.client.http import Transport, raise_for_error
-from mlyard.client.uploads import Progress, plan_upload, upload_plan
-from mlyard.core.errors import StorageError
-from mlyard.core.hashing import CHUNK
+from mlyard.client.http import Transport
+from mlyard.client.uploads import Progress, fetch_file, plan_upload, upload_plan
 from mlyard.specs import LoadedSpec
 from mlyard.specs.content import local_content_paths, spec_fields
 from mlyard.specs.references import parse_asset_reference, parse_datastore_uri
@@ -95,24 +91,6 @@ class AssetOperations:
         datastore, path = parse_datastore_uri(uri)
         root = posixpath.dirname(path.rstrip("/"))
         for f in asset["files"]:
-            self._fetch(datastore, f"{root}/{f['path']}", target / f["path"], f["sha256"], progress)
+            fetch_file(self._t, datastore, f"{root}/{f['path']}", target / f["path"], sha256=f["sha256"],
+                       progress=progress)
         return target
-
-    def _fetch(self, datastore: str, path: str, dest: Path, sha256: str, progress: Progress | None) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.part")
-        digest = hashlib.sha256()
-        with self._t.http.stream("GET", f"/api/v1/datastores/{datastore}/paths/{path}") as response:
-            if not response.is_success:
-                response.read()
-                raise_for_error(response)
-            with tmp.open("wb") as out:
-                for chunk in response.iter_bytes(CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    if progress:
-                        progress(str(dest), len(chunk))
-        if digest.hexdigest() != sha256:
-            tmp.unlink(missing_ok=True)
-            raise StorageError(f"{path} arrived with sha256 {digest.hexdigest()}, expected {sha256}; try again")
-        os.replace(tmp, dest)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import os
 import posixpath
 import shutil
 import tempfile
@@ -11,10 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlyard.client.http import Transport, raise_for_error
-from mlyard.client.uploads import Progress, plan_upload, upload_plan
+from mlyard.client.http import Transport
+from mlyard.client.uploads import Progress, fetch_file, plan_upload, upload_plan
 from mlyard.core.errors import InvalidRequestError
-from mlyard.core.hashing import CHUNK
 from mlyard.specs.references import classify_path, parse_datastore_uri
 
 TERMINAL = ("Completed", "Failed", "Canceled")
@@ -101,18 +99,7 @@ class JobOperations:
         for f in files:
             rel = posixpath.basename(f["path"]) if is_file or f["path"] == prefix else \
                 posixpath.relpath(f["path"], prefix)
-            dest = target / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.part")
-            with self._t.http.stream("GET", f"/api/v1/datastores/{datastore}/paths/{f['path']}") as response:
-                if not response.is_success:
-                    response.read()
-                    raise_for_error(response)
-                with tmp.open("wb") as out:
-                    for chunk in response.iter_bytes(CHUNK):
-                        out.write(chunk)
-            os.replace(tmp, dest)
-            written.append(dest)
+            written.append(fetch_file(self._t, datastore, f["path"], target / rel))
         return written
 
 

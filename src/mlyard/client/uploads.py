@@ -1,4 +1,4 @@
-"""Uploading local files and folders to a datastore, content-addressed by their tree hash.
+"""Uploading local files and folders to a datastore, content-addressed by their tree hash; downloading files.
 
 A local path ``.../<basename>`` lands at ``LocalUpload/<tree hash>/<basename>`` in the datastore,
 the layout Azure ML uses, so equal content always maps to the same place and the basename is
@@ -7,13 +7,14 @@ kept (``AZUREML_MODEL_DIR/<basename>/...``). Files the server already holds are 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlyard.client.http import Transport
-from mlyard.core.errors import InvalidRequestError
+from mlyard.client.http import Transport, raise_for_error
+from mlyard.core.errors import InvalidRequestError, StorageError
 from mlyard.core.hashing import CHUNK, sha256_file, tree_hash
 
 SHA_HEADER = "X-Mlyard-Sha256"
@@ -95,3 +96,29 @@ def upload_plan(transport: Transport, datastore: str, plan: UploadPlan, progress
                      "Content-Length": str(f.size)},
         )
     return f"azureml://datastores/{datastore}/paths/{plan.folder}/{plan.basename}"
+
+
+def fetch_file(transport: Transport, datastore: str, path: str, dest: Path, *, sha256: str | None = None,
+               progress: Progress | None = None) -> Path:
+    """Download one datastore file to ``dest`` atomically (a ``.part`` file renamed into place).
+
+    With ``sha256``, the content is verified first and a mismatch leaves nothing at ``dest``.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.part")
+    digest = hashlib.sha256()
+    with transport.http.stream("GET", f"/api/v1/datastores/{datastore}/paths/{path}") as response:
+        if not response.is_success:
+            response.read()
+            raise_for_error(response)
+        with tmp.open("wb") as out:
+            for chunk in response.iter_bytes(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                if progress:
+                    progress(str(dest), len(chunk))
+    if sha256 is not None and digest.hexdigest() != sha256:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"{path} arrived with sha256 {digest.hexdigest()}, expected {sha256}; try again")
+    os.replace(tmp, dest)
+    return dest
