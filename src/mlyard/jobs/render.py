@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
 from typing import Any
 
 from mlyard.core.errors import InvalidSpecError, SpecIssue
@@ -29,13 +28,6 @@ def literal_text(value: Any) -> str:
 def path_text(path: str) -> str:
     """A path for the shell: as it is when safe, else quoted."""
     return path if _SAFE_PATH.match(path) else shlex.quote(path)
-
-
-@dataclass(frozen=True)
-class Value:
-    """What an expression renders to; ``None`` text means the input is unset."""
-
-    text: str | None
 
 
 def render_command(command: str, inputs: dict[str, str | None], outputs: dict[str, str],

@@ -17,19 +17,18 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import shutil
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select
 
-from mlyard.assets.service import AssetService, FileEntry
+from mlyard.assets.service import AssetService
 from mlyard.core.errors import (
     AlreadyExistsError,
     InvalidRequestError,
@@ -37,51 +36,25 @@ from mlyard.core.errors import (
     NotFoundError,
     ServerUnavailableError,
 )
-from mlyard.core.hashing import sha256_json
 from mlyard.core.ids import friendly_name
 from mlyard.core.timeutil import now_ms
-from mlyard.jobs.data import MODEL_TYPES, DataRef, JobData
-from mlyard.jobs.environments import ENV_MODES, EnvironmentCache, PreparedEnvironment, environment_identity
+from mlyard.jobs.data import JobData
+from mlyard.jobs.environments import ENV_MODES, EnvironmentCache, environment_identity
 from mlyard.jobs.executors import Executor, Handle, Launch, LocalExecutor, kill_group, leftover_processes
+from mlyard.jobs.outputs import StepOutputs
 from mlyard.jobs.plan import StepPlan, check_job_name, plan_pipeline, refuse_local_paths, step_from_command_job
-from mlyard.jobs.render import literal_text, path_text, render_command
+from mlyard.jobs.records import JobTokens
+from mlyard.jobs.render import path_text, render_command
+from mlyard.jobs.resolve import PipelineContext, StepResolver
 from mlyard.specs import load_spec_dict
-from mlyard.specs.bindings import find_bindings, single_binding
-from mlyard.specs.references import classify_path, parse_asset_reference, parse_datastore_uri
 from mlyard.store.blobs import DatastoreRegistry
-from mlyard.store.datastores import datastore_uri
 from mlyard.store.db import Database
 from mlyard.store.jobs_schema import TERMINAL, Compute, Job
-from mlyard.tracking.artifacts import artifact_path
 from mlyard.tracking.experiments import ExperimentService
 from mlyard.tracking.records import RunLogger, metric_point
 from mlyard.tracking.runs import RunService
 
 log = logging.getLogger("mlyard.jobs")
-
-MLFLOW_STATUS = {"NotStarted": "SCHEDULED", "Queued": "SCHEDULED", "Preparing": "SCHEDULED", "Running": "RUNNING",
-                 "Finalizing": "RUNNING", "Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
-LOG_FILE = "user_logs/std_log.txt"
-TAIL_LINES = 20
-RUNNER = "mlyard-job-runner"  # the actor of status changes the runner makes
-
-
-class JobTokens(Protocol):
-    """Issues each running step an API token of its own, acting as the user who submitted the job."""
-
-    def issue(self, actor: str, role: str) -> tuple[str, str]:
-        """A new token for ``actor``: (secret, hash)."""
-        ...
-
-    def revoke(self, token_hash: str) -> None: ...
-CURATED_PREFIXES = ("azureml-", "azureml://registries/azureml/")
-
-
-class StepFailed(MlyardError):
-    """A step could not be prepared or finalised; the message is the reason shown on the job."""
-
-    code = "step_failed"
-    status_code = 500
 
 
 @dataclass
@@ -101,7 +74,10 @@ class StepResult:
     error: str | None = None
 
 
-class JobRunner:
+class JobRunner(StepOutputs, StepResolver):
+    """Submits and runs jobs. Rows and logs (``JobRecords``), resolving a step (``StepResolver``) and
+    finishing it (``StepOutputs``) live in their own modules."""
+
     def __init__(self, db: Database, datastores: DatastoreRegistry, assets: AssetService, runs: RunService,
                  run_logger: RunLogger, experiments: ExperimentService, tokens: JobTokens, *, state_dir: Path,
                  server_url: str, default_env_mode: str = "inherit") -> None:
@@ -255,36 +231,6 @@ class JobRunner:
 
     # -- queries ---------------------------------------------------------------------------
 
-    def get(self, name: str) -> Job:
-        with self._db.session() as s:
-            row = s.get(Job, name)
-        if row is None:
-            raise NotFoundError(f"job {name!r} not found; 'mlyard job list' shows the jobs")
-        return row
-
-    def children(self, name: str) -> list[Job]:
-        with self._db.session() as s:
-            return list(s.scalars(select(Job).where(Job.parent == name).order_by(Job.position)))
-
-    def list(self, parent: str | None = None, max_results: int = 50) -> list[Job]:
-        with self._db.session() as s:
-            q = select(Job).where(Job.parent == parent) if parent else select(Job).where(Job.parent.is_(None))
-            return list(s.scalars(q.order_by(Job.created_at.desc(), Job.name).limit(max_results)))
-
-    def log_path(self, name: str) -> Path:
-        return self.jobs_dir / name / LOG_FILE
-
-    def read_log(self, name: str, offset: int = 0, limit: int = 1 << 20) -> tuple[bytes, int]:
-        """Log bytes of a job from ``offset`` (the pipeline's own log for a pipeline)."""
-        self.get(name)
-        path = self.log_path(name)
-        if not path.exists():
-            return b"", offset
-        with path.open("rb") as f:
-            f.seek(max(0, offset))
-            data = f.read(limit)
-        return data, max(0, offset) + len(data)
-
     # -- cancel ----------------------------------------------------------------------------
 
     def cancel(self, name: str, actor: str) -> Job:
@@ -404,15 +350,6 @@ class JobRunner:
         tail = self.log_tail(step.name)
         reason = row.error or "failed"
         return f"step '{step.step}' failed: {reason}" + (f"\n--- last lines of its log ---\n{tail}" if tail else "")
-
-    def log_tail(self, name: str, lines: int = TAIL_LINES) -> str:
-        path = self.log_path(name)
-        if not path.exists():
-            return ""
-        with path.open("rb") as f:
-            f.seek(max(0, path.stat().st_size - 64 * 1024))
-            text = f.read().decode(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
 
     def _active_of(self, top: str) -> Active:
         with self._lock:
@@ -544,158 +481,6 @@ class JobRunner:
 
     # -- step parts -------------------------------------------------------------------------
 
-    def _resolve_value(self, value: Any, ctx: PipelineContext | None, what: str,
-                       declared: dict[str, Any] | None = None) -> dict[str, Any] | None:
-        """A step or pipeline input value, bindings resolved: ``{"kind": "literal"|"data", ...}`` or None."""
-        if value is None:
-            return None
-        if isinstance(value, dict) and "path" not in value and "value" in value:
-            return self._resolve_value(value["value"], ctx, what, declared)
-        if isinstance(value, dict):
-            path = value["path"]
-            type_ = value.get("type")
-            mode = value.get("mode") or (declared or {}).get("mode")
-            bound = self._binding(path, ctx) if "${{" in path else None
-            if bound is not None:
-                if bound.get("kind") != "data":
-                    raise InvalidRequestError(f"{what}: {path} is a literal, not data")
-                return {**bound, "type": type_ or bound["type"], "mode": mode or bound.get("mode")}
-            ref = self._data.resolve(path, type_ or "uri_folder")
-            return {**ref.to_json(), "mode": mode}
-        if isinstance(value, str) and "${{" in value:
-            single = single_binding(value)
-            if single is not None:
-                bound = self._binding(value, ctx)
-                if bound is not None and bound.get("kind") == "data" and (declared or {}).get("mode") \
-                        and not bound.get("mode"):
-                    bound = {**bound, "mode": declared["mode"]}  # type: ignore[index]
-                return bound
-            text = value
-            for b in reversed(find_bindings(value)):
-                part = self._binding(b.text, ctx)
-                shown = "" if part is None else (literal_text(part["value"]) if part["kind"] == "literal"
-                                                 else part["uri"])
-                text = text[:b.span[0]] + shown + text[b.span[1]:]
-            return {"kind": "literal", "value": text}
-        return {"kind": "literal", "value": value}
-
-    def _binding(self, text: str, ctx: PipelineContext | None) -> dict[str, Any] | None:
-        b = single_binding(text)
-        if b is None or ctx is None:
-            raise InvalidRequestError(f"{text} cannot be resolved here")
-        if b.kind == "parent_inputs":
-            return ctx.inputs.get(b.name or "")
-        if b.kind == "parent_job_outputs":
-            done = ctx.done.get(b.step or "")
-            record = (done.outputs or {}).get(b.name or "") if done else None
-            if record is None:
-                raise InvalidRequestError(f"{text}: step '{b.step}' has no output '{b.name}'")
-            return {"kind": "data", "type": record["type"], "uri": record["uri"], "identity": f"tree:{record['tree']}"}
-        if b.kind == "parent_job_inputs":
-            done = ctx.done.get(b.step or "")
-            return (done.inputs or {}).get(b.name or "") if done else None
-        raise InvalidRequestError(f"{text} cannot be used as an input value")
-
-    def _step_inputs(self, step: dict[str, Any], ctx: PipelineContext | None) -> dict[str, Any]:
-        declared = step.get("declared_inputs")
-        given = dict(step.get("inputs") or {})
-        resolved = {n: self._resolve_value(v, ctx, f"inputs.{n}", (declared or {}).get(n)) for n, v in given.items()}
-        for n, decl in (declared or {}).items():
-            if resolved.get(n) is None and decl.get("default") is not None:
-                default = decl["default"]
-                if decl.get("type") in ("string", "number", "integer", "boolean"):
-                    resolved[n] = {"kind": "literal", "value": default}
-                else:
-                    resolved[n] = self._resolve_value({"type": decl["type"], "path": default}, ctx, f"inputs.{n}")
-            resolved.setdefault(n, None)
-            if resolved[n] is None and not decl.get("optional"):
-                raise InvalidRequestError(f"required input '{n}' has no value: bind it under the step's inputs:")
-        return resolved
-
-    def _step_outputs(self, row: Job, step: dict[str, Any], ctx: PipelineContext | None) -> dict[str, Any]:
-        declared = step.get("declared_outputs")
-        names = list(declared) if declared is not None else list(step.get("outputs") or {})
-        default_ds = self._default_datastore(ctx.top.spec if ctx else row.spec)
-        plans = {}
-        for n in names:
-            value = (step.get("outputs") or {}).get(n)
-            decl = (declared or {}).get(n) or {}
-            parent_output = None
-            bound = single_binding(value if isinstance(value, str) else str((value or {}).get("path") or ""))
-            if isinstance(value, str) or (bound is not None and bound.kind == "parent_outputs"):
-                text = value if isinstance(value, str) else str((value or {}).get("path"))
-                b = bound
-                if b is None or b.kind != "parent_outputs" or ctx is None:
-                    raise InvalidRequestError(f"outputs.{n}: {text} must be ${{{{parent.outputs.<name>}}}}")
-                parent_output = b.name
-                pipe = (ctx.top.spec.get("outputs") or {}).get(b.name) or {}
-                overrides = value if isinstance(value, dict) else {}
-                spec = {**pipe, **{k: v for k, v in overrides.items() if k != "path" and v is not None}}
-                owner = ctx.top.name
-                out_name = b.name or n
-            else:
-                spec = value or {}
-                owner = row.name
-                out_name = n
-            type_ = spec.get("type") or decl.get("type") or "uri_folder"
-            path = spec.get("path")
-            if path:
-                path = (path.replace("${{name}}", owner).replace("${{output_name}}", out_name)
-                        .replace("${{default_datastore}}", default_ds))
-                ds, rel = parse_datastore_uri(path)
-            else:
-                ds, rel = default_ds, f"azureml/{owner}/{out_name}"
-                if type_ == "uri_file":
-                    rel = f"{rel}/{out_name}"
-            self._datastores.get(ds)
-            is_file = type_ == "uri_file"
-            register = {k: spec[k] for k in ("name", "version", "description") if spec.get(k) is not None}
-            plans[n] = {"type": type_, "mode": spec.get("mode") or decl.get("mode") or "rw_mount", "datastore": ds,
-                        "path": rel.strip("/"), "is_file": is_file, "filename": rel.rstrip("/").rsplit("/", 1)[-1],
-                        "register": register or None, "parent_output": parent_output,
-                        "config": {"type": type_, "mode": spec.get("mode"), "path": spec.get("path"),
-                                   "register": register or None, "parent": parent_output}}
-        return plans
-
-    def _default_datastore(self, spec: dict[str, Any]) -> str:
-        ds = (spec.get("settings") or {}).get("default_datastore")
-        if isinstance(ds, str) and ds.strip():
-            return ds.strip().removeprefix("azureml:")
-        return self._datastores.default_name()
-
-    def _environment(self, env: Any) -> tuple[dict[str, Any] | None, str | None]:
-        if env is None:
-            return None, None
-        if isinstance(env, dict):
-            return env, None
-        text = str(env)
-        low = text.lower().removeprefix("azureml:")
-        if low.startswith(CURATED_PREFIXES):
-            return None, (f"environment {text} is a curated Azure ML environment: mlyard runs it with the server's "
-                          "interpreter and the default packages (pandas, scikit-learn, mlflow, ...)")
-        if classify_path(text) == "registry":
-            raise InvalidRequestError(f"environment {text} is in an Azure ML registry mlyard cannot reach; register "
-                                      "it here with 'mlyard environment create -f'")
-        try:
-            asset = self._assets.resolve("environment", text)
-        except NotFoundError:
-            ref = parse_asset_reference(text)
-            raise InvalidRequestError(f"environment {text} is not registered in this workspace: create it with "
-                                      f"'mlyard environment create -f <file>' (name: {ref.name})") from None
-        return dict(asset.spec), None
-
-    def _cache_key(self, step: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any], env_identity: str,
-                   env_mode: str) -> str:
-        return sha256_json({
-            "command": step.get("command"), "code": step.get("code"), "environment": env_identity,
-            "env_mode": env_mode,
-            "inputs": {n: None if v is None else (
-                {"literal": literal_text(v["value"])} if v["kind"] == "literal"
-                else {"data": v["identity"], "type": v["type"], "mode": v.get("mode")}) for n, v in inputs.items()},
-            "outputs": {n: p["config"] for n, p in outputs.items()},
-            "settings": {k: step.get(k) for k in ("environment_variables", "distribution", "resources", "compute")},
-        })
-
     def _reusable(self, cache_key: str, current: str) -> Job | None:
         with self._db.session() as s:
             rows = list(s.scalars(select(Job).where(Job.cache_key == cache_key, Job.status == "Completed",
@@ -751,229 +536,9 @@ class JobRunner:
                 ex = self._executors[name] = LocalExecutor(name, limit)
         return ex
 
-    def _snapshot(self, code: str | None, jobdir: Path) -> Path:
-        wd = jobdir / "wd"
-        if wd.exists():
-            shutil.rmtree(wd)
-        if not code:
-            wd.mkdir(parents=True)
-            return wd
-        ds, rel = parse_datastore_uri(code)
-        store = self._datastores.get(ds)
-        local = store.local_path(rel)
-        if local is not None and os.path.isdir(local):
-            shutil.copytree(local, wd, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            wd.mkdir(parents=True)
-            fetched = self._data.materialise(DataRef("uri_folder", code, ""), "download", jobdir / "code")
-            src = Path(fetched)
-            if src.is_dir():
-                shutil.copytree(src, wd, dirs_exist_ok=True)
-            else:
-                shutil.copy2(src, wd / src.name)
-        return wd
-
-    def _input_text(self, name: str, value: dict[str, Any] | None, jobdir: Path) -> str | None:
-        if value is None:
-            return None
-        if value["kind"] == "literal":
-            return literal_text(value["value"])
-        ref = DataRef(value["type"], value["uri"], value["identity"])
-        return self._data.materialise(ref, value.get("mode"), jobdir / "inputs" / name)
-
-    def _process_env(self, row: Job, step: dict[str, Any], env: PreparedEnvironment, inputs: dict[str, str | None],
-                     outputs: dict[str, str], token: str) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("MLYARD_", "MLFLOW_")) and k not in ("VIRTUAL_ENV", "PYTHONHOME")}
-        base["PATH"] = env.bin_dir + os.pathsep + base.get("PATH", os.defpath)
-        base.setdefault("PYTHONUNBUFFERED", "1")
-        base.setdefault("DO_NOT_TRACK", "true")
-        base["MLFLOW_DISABLE_TELEMETRY"] = "true"
-        for k, v in (step.get("environment_variables") or {}).items():
-            base[str(k)] = str(v)
-        for n, text in inputs.items():
-            if text is not None:
-                base[f"AZURE_ML_INPUT_{n}"] = text
-        for n, path in outputs.items():
-            base[f"AZURE_ML_OUTPUT_{n}"] = path
-        base.update({
-            "MLFLOW_TRACKING_URI": self.server_url,
-            "MLFLOW_RUN_ID": row.name,
-            "MLFLOW_EXPERIMENT_ID": str(row.experiment_id),
-            "MLFLOW_EXPERIMENT_NAME": row.experiment_name,
-            "MLFLOW_TRACKING_TOKEN": token,
-            "MLYARD_URL": self.server_url,
-            "MLYARD_TOKEN": token,
-            "MLYARD_JOB_NAME": row.name,
-            "AZUREML_RUN_ID": row.name,
-        })
-        return base
-
-    def _finalise_outputs(self, row: Job, outputs: dict[str, Any], jobdir: Path,
-                          ctx: PipelineContext | None) -> dict[str, Any]:
-        records: dict[str, Any] = {}
-        for n, plan in outputs.items():
-            local = jobdir / "outputs" / n
-            source = local / plan["filename"] if plan["is_file"] else local
-            if plan["is_file"] and not source.exists():
-                raise StepFailed(f"output '{n}' is a uri_file, but the command wrote nothing at {source}")
-            tree, files = self._data.upload(source, plan["datastore"], plan["path"], is_file=plan["is_file"])
-            record = {"type": plan["type"], "uri": datastore_uri(plan["datastore"], plan["path"]), "tree": tree,
-                      "files": len(files), "bytes": sum(f.size for f in files)}
-            if plan["register"] and files:
-                record["asset"] = self._register(plan["register"], plan["type"], record["uri"], files, row.created_by)
-            records[n] = record
-            if ctx is not None and plan["parent_output"]:
-                ctx.pipeline_outputs[plan["parent_output"]] = record
-        return records
-
-    def _register(self, register: dict[str, Any], type_: str, uri: str, files: Sequence[Any], actor: str) -> str:
-        kind = "model" if type_ in MODEL_TYPES else "data"
-        spec = {"name": register["name"], "type": type_, "path": uri,
-                **{k: register[k] for k in ("version", "description") if register.get(k) is not None}}
-        entries = [FileEntry(f.path, f.sha256, f.size) for f in files]
-        asset, _ = self._assets.create(kind, spec, entries, actor)  # type: ignore[arg-type]
-        return f"{asset.name}:{asset.version}"
-
-    def _register_pipeline_outputs(self, top: Job, outputs: dict[str, Any], actor: str) -> None:
-        for z, spec in (top.spec.get("outputs") or {}).items():
-            record = outputs.get(z)
-            if not spec or not spec.get("name") or record is None or record.get("asset"):
-                continue
-            ds, rel = parse_datastore_uri(record["uri"])
-            store = self._datastores.get(ds)
-            base = rel.rstrip("/").rsplit("/", 1)[-1]
-            files = []
-            with self._db.session() as s:
-                from mlyard.store.schema import Blob
-
-                for f in store.list_files(rel):
-                    blob = s.get(Blob, (ds, f.path))
-                    if blob is not None:
-                        inner = f.path[len(rel.rstrip('/')) + 1:] if f.path != rel else ""
-                        files.append(FileEntry(f"{base}/{inner}" if inner else base, blob.sha256, blob.size))
-            try:
-                record["asset"] = self._register(spec, record["type"], record["uri"], files, actor)
-            except MlyardError as exc:
-                self._note(top.name, f"output {z} was not registered: {exc.message}")
-        self._set_outputs(top.name, outputs)
-
-    def _collect_artifacts(self, row: Job, wd: Path) -> None:
-        """``./outputs`` and ``./logs`` of the working folder, and the job's log, become run artifacts."""
-        try:
-            run = self._runs.get(row.name).row
-            root = artifact_path(run.artifact_uri)
-        except MlyardError:
-            return
-        store = self._datastores.get(self._datastores.default_name())
-        pairs = [(self.log_path(row.name), LOG_FILE)]
-        for folder in ("outputs", "logs"):
-            base = wd / folder
-            if base.is_dir():
-                pairs += [(p, f"{folder}/{p.relative_to(base).as_posix()}") for p in sorted(base.rglob("*"))
-                          if p.is_file()]
-        for local, rel in pairs:
-            if local.exists():
-                try:
-                    store.put_file(local, f"{root}/{rel}")
-                except MlyardError as exc:
-                    self._log(row.name, f"could not keep {rel} as a run artifact: {exc.message}")
-
-    # -- rows ------------------------------------------------------------------------------
-
-    def _update(self, name: str, **values: Any) -> None:
-        def write(s: Any) -> None:
-            row = s.get(Job, name)
-            if row is not None:
-                for k, v in values.items():
-                    setattr(row, k, v)
-
-        self._db.run_in_transaction(write)
-
-    def _set_outputs(self, name: str, outputs: dict[str, Any]) -> None:
-        self._update(name, outputs=dict(outputs))
-
-    def _note(self, name: str, text: str) -> None:
-        def write(s: Any) -> None:
-            row = s.get(Job, name)
-            if row is not None and text not in (row.notes or []):
-                row.notes = [*(row.notes or []), text]
-
-        self._db.run_in_transaction(write)
-        self._log(name, text)
-
-    def _set_status(self, name: str, status: str, *, started: bool = False) -> None:
-        def write(s: Any) -> str | None:
-            row = s.get(Job, name)
-            if row is None or row.status in TERMINAL:
-                return None
-            row.status = status
-            if started and row.started_at is None:
-                row.started_at = now_ms()
-            return MLFLOW_STATUS[status]
-
-        mlflow_status = self._db.run_in_transaction(write)
-        if mlflow_status is not None:
-            self._sync_run(name, mlflow_status, None)
-
-    def _finish_row(self, name: str, status: str, error: str | None) -> None:
-        token: list[str] = []
-
-        def write(s: Any) -> bool:
-            row = s.get(Job, name)
-            if row is None or row.status in TERMINAL:
-                return False
-            row.status = status
-            row.error = error
-            row.ended_at = now_ms()
-            row.pid = None
-            if row.token_hash:
-                token.append(row.token_hash)
-                row.token_hash = None
-            return True
-
-        finished = self._db.run_in_transaction(write)
-        for token_hash in token:
-            self._tokens.revoke(token_hash)  # the step's processes are gone: so is their token
-        if finished:
-            self._sync_run(name, MLFLOW_STATUS[status], now_ms())
-            if status != "Completed" and error:
-                self._log(name, f"{status}: {error.splitlines()[0]}")
-
-    def _finish_children(self, top: str, status: str, error: str) -> None:
-        for child in self.children(top):
-            self._finish_row(child.name, status, error)
-
-    def _sync_run(self, name: str, status: str, end_time: int | None) -> None:
-        try:
-            run = self._runs.get(name).row
-            if run.status != status or end_time is not None:
-                self._runs.update(name, status, end_time, None, RUNNER)
-        except MlyardError:
-            pass  # the run was deleted through MLflow: the job goes on
-
-    def _log(self, name: str, line: str) -> None:
-        path = self.log_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%H:%M:%S")
-        with path.open("ab") as f:
-            f.write(f"[mlyard {stamp}] {line}\n".encode())
-
-
-@dataclass
-class PipelineContext:
-    """What steps of one pipeline see of their parent while it runs."""
-
-    top: Job
-    inputs: dict[str, Any]
-    done: dict[str, Job] = field(default_factory=dict)
-    pipeline_outputs: dict[str, Any] = field(default_factory=dict)
-
 
 def _step_job_name(pipeline: str, key: str) -> str:
     """``<pipeline>_<step>``: readable, and a valid MLflow run id."""
-    import re
-
     name = f"{pipeline}_{re.sub(r'[^A-Za-z0-9_-]', '-', key)}"
     return name if len(name) <= 255 else f"{pipeline[:200]}_{friendly_name()}"
 
@@ -984,9 +549,3 @@ def server_url(host: str, port: int) -> str:
         host = "127.0.0.1"
     return f"http://{host}:{port}"
 
-
-def python_executable() -> str:
-    return sys.executable
-
-
-Callback = Callable[[str], None]
