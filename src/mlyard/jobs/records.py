@@ -36,7 +36,7 @@ class JobTokens(Protocol):
 
 
 class JobRecords:
-    """The rows-and-logs half of the runner (mixed into ``JobRunner``)."""
+    """The rows-and-logs part of the runner (mixed into ``JobRunner``)."""
 
     _db: Database
     _runs: RunService

@@ -39,7 +39,7 @@ class PipelineContext:
 
 
 class StepResolver:
-    """The resolving half of the runner (mixed into ``JobRunner``)."""
+    """The resolving part of the runner (mixed into ``JobRunner``)."""
 
     _assets: AssetService
     _data: JobData
