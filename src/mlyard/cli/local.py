@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mlyard.cli.context import workspace_option
 from mlyard.core.errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    from mlyard.server.lock import ServerInfo
 
 
 def _workspace(ctx: click.Context, required: bool = True) -> Path:
@@ -77,7 +79,8 @@ def show(ctx: click.Context) -> None:
 def server(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the server in the foreground (Ctrl-C or SIGTERM stops it gracefully).
 
-    'mlyard server start' runs it in the background and 'mlyard server stop' stops it.
+    'mlyard server start' runs it in the background and 'mlyard server stop' stops it. One server
+    serves a workspace: a second one on the same folder is refused, naming the one that runs.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -85,45 +88,13 @@ def server(ctx: click.Context, host: str | None, port: int | None) -> None:
     from mlyard.server.run import serve
 
     overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    settings = ServerSettings(workspace=_workspace(ctx), **overrides)
-    _check_port_free(settings.host, settings.port)
-    serve(settings)
+    serve(ServerSettings(workspace=_workspace(ctx), **overrides))
 
 
-def _pidfile(ws: Path) -> Path:
-    return ws / ".mlyard" / "server.pid"
+def _running(ws: Path) -> ServerInfo | None:
+    from mlyard.server.lock import running_server
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _read_pid(ws: Path) -> int | None:
-    try:
-        pid = int(_pidfile(ws).read_text().split()[0])
-    except (FileNotFoundError, ValueError, IndexError):
-        return None
-    return pid if _alive(pid) else None
-
-
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket() as s:
-        # uvicorn binds with SO_REUSEADDR; without it here, connections of a server that just
-        # stopped (TIME_WAIT) would make the port look taken.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise InvalidRequestError(
-                f"cannot bind {host}:{port} ({exc.strerror}): another server uses it; pass --port "
-                "or change 'port' in mlyard.yaml"
-            ) from exc
+    return running_server(ws)
 
 
 @server.command("start")
@@ -132,66 +103,74 @@ def _check_port_free(host: str, port: int) -> None:
 @click.option("--wait", "wait_s", default=30.0, show_default=True, help="Seconds to wait until healthy.")
 @click.pass_context
 def start(ctx: click.Context, host: str | None, port: int | None, wait_s: float) -> None:
-    """Start the server in the background; its log goes to .mlyard/server.log."""
+    """Start the server in the background; its log goes to .mlyard/server.log.
+
+    Exits non-zero, naming the running server's pid and URL, when one already serves the workspace.
+    """
     import httpx
 
     from mlyard.core.settings import ServerSettings
+    from mlyard.server.lock import already_running
+    from mlyard.server.run import check_port_free
 
     ws = _workspace(ctx)
     overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = ServerSettings(workspace=ws, **overrides)
     url = f"http://{settings.host}:{settings.port}"
-    running = _read_pid(ws)
+    running = _running(ws)
     if running is not None:
-        click.echo(f"mlyard server already running at {url} (pid {running})")
-        return
-    _check_port_free(settings.host, settings.port)
+        raise already_running(running)
+    check_port_free(settings.host, settings.port)
     log_path = ws / ".mlyard" / "server.log"
     log_path.parent.mkdir(exist_ok=True)
+    (ws / ".mlyard" / "server.pid").unlink(missing_ok=True)  # written by earlier versions; the lock file says it now
     args = [sys.executable, "-m", "mlyard", "--workspace", str(ws), "server", "--host", settings.host,
             "--port", str(settings.port)]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
-    _pidfile(ws).write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            _pidfile(ws).unlink(missing_ok=True)
             tail = log_path.read_text(errors="replace").splitlines()[-15:]
             raise InvalidRequestError("the server exited at start-up:\n" + "\n".join(tail))
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                click.echo(f"mlyard server running at {url} (pid {proc.pid}); log: {log_path}")
-                return
-        except httpx.TransportError:
-            pass
+        holder = _running(ws)
+        if holder is not None and holder.pid == proc.pid:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                    click.echo(f"mlyard server running for {ws}: {holder.describe()}; log: {log_path}")
+                    return
+            except httpx.TransportError:
+                pass
         time.sleep(0.1)
-    raise InvalidRequestError(f"the server did not become healthy within {wait_s:.0f} s; see {log_path}")
+    raise InvalidRequestError(f"the server (pid {proc.pid}) did not become healthy within {wait_s:.0f} s; "
+                              f"see {log_path}")
 
 
 @server.command("stop")
 @click.option("--timeout", "timeout_s", default=20.0, show_default=True, help="Seconds before SIGKILL.")
 @click.pass_context
 def stop(ctx: click.Context, timeout_s: float) -> None:
-    """Stop the background server gracefully (SIGTERM, then SIGKILL after the timeout)."""
+    """Stop the server of this workspace gracefully (SIGTERM, then SIGKILL after the timeout)."""
     ws = _workspace(ctx)
-    pid = _read_pid(ws)
-    if pid is None:
-        _pidfile(ws).unlink(missing_ok=True)
-        click.echo("no mlyard server is running for this workspace")
+    (ws / ".mlyard" / "server.pid").unlink(missing_ok=True)
+    info = _running(ws)
+    if info is None:
+        click.echo(f"no mlyard server is running for {ws}")
         return
-    os.kill(pid, signal.SIGTERM)
+    if info.pid is None:
+        raise InvalidRequestError(f"a mlyard server holds {ws} but has not said its pid yet; try again in a moment")
+    os.kill(info.pid, signal.SIGTERM)
+    # The lock, not the pid, says when it is gone: the kernel drops it as the process ends.
     deadline = time.monotonic() + timeout_s
-    while _alive(pid) and time.monotonic() < deadline:
-        _reap(pid)
+    while _running(ws) is not None and time.monotonic() < deadline:
+        _reap(info.pid)
         time.sleep(0.05)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        click.echo(f"server (pid {pid}) did not stop within {timeout_s:.0f} s: killed")
+    if _running(ws) is not None:
+        os.kill(info.pid, signal.SIGKILL)
+        click.echo(f"mlyard server (pid {info.pid}) did not stop within {timeout_s:.0f} s: killed")
     else:
-        click.echo(f"mlyard server stopped (pid {pid})")
-    _pidfile(ws).unlink(missing_ok=True)
+        click.echo(f"mlyard server stopped (pid {info.pid})")
 
 
 def _reap(pid: int) -> None:
@@ -204,13 +183,16 @@ def _reap(pid: int) -> None:
 @server.command("status")
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Say whether the background server runs, and where."""
-    from mlyard.core.settings import ServerSettings
+    """Say whether a server runs for this workspace, with its pid and URL, and whether it answers."""
+    import httpx
 
     ws = _workspace(ctx)
-    pid = _read_pid(ws)
-    settings = ServerSettings(workspace=ws)
-    if pid is None:
-        click.echo("stopped")
-    else:
-        click.echo(f"running at http://{settings.host}:{settings.port} (pid {pid})")
+    info = _running(ws)
+    if info is None:
+        click.echo(f"stopped: no mlyard server is running for {ws}")
+        return
+    try:
+        answers = httpx.get(f"{info.url}/healthz", timeout=2.0).status_code == 200
+    except httpx.TransportError:
+        answers = False
+    click.echo(f"running for {ws}: {info.describe()}" + ("" if answers else f"; not answering at {info.url} yet"))

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from mlyard import __version__
 from mlyard.core.settings import ServerSettings
 from mlyard.server.errors import install_error_handlers
+from mlyard.server.lock import WorkspaceLock
 from mlyard.server.middleware import AuthMiddleware, MetricsMiddleware, MlflowUiPrefixMiddleware
 from mlyard.server.mlflow import artifacts as mlflow_artifacts
 from mlyard.server.mlflow import logged_models as mlflow_logged_models
@@ -35,19 +36,32 @@ _ERRORS = {
 }
 
 
-def create_app(settings: ServerSettings | None = None) -> FastAPI:
-    """Build the server for the workspace ``settings`` describes."""
+def create_app(settings: ServerSettings | None = None, workspace_lock: WorkspaceLock | None = None) -> FastAPI:
+    """Build the server for the workspace ``settings`` describes.
+
+    Args:
+        workspace_lock: the workspace's lock, when the caller took it already (``serve`` does, to refuse a
+            second server before binding); otherwise the app takes it at start-up and lets go at shutdown.
+    """
     settings = settings or ServerSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = Services.open(settings)
-        app.state.services.jobs.start()
-        log.info("serving workspace %s (%s)", settings.workspace_path, app.state.services.db.engine.url.drivername)
+        # One server per workspace: the lock comes before the store is opened and the job runner starts.
+        lock = workspace_lock or WorkspaceLock.acquire(settings.workspace_path,
+                                                       f"http://{settings.host}:{settings.port}")
         try:
-            yield
+            app.state.services = Services.open(settings)
+            app.state.services.jobs.start()
+            log.info("serving workspace %s (%s)", settings.workspace_path,
+                     app.state.services.db.engine.url.drivername)
+            try:
+                yield
+            finally:
+                app.state.services.close()
         finally:
-            app.state.services.close()
+            if workspace_lock is None:
+                lock.release()
 
     app = FastAPI(
         title="mlyard",

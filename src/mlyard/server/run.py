@@ -3,21 +3,51 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import uvicorn
 
+from mlyard.core.errors import InvalidRequestError
 from mlyard.core.settings import ServerSettings
 from mlyard.server.app import create_app
+from mlyard.server.lock import WorkspaceLock
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse at once, with what to do, when the address is taken (uvicorn would only log it)."""
+    with socket.socket() as s:
+        # uvicorn binds with SO_REUSEADDR; without it here, connections of a server that just
+        # stopped (TIME_WAIT) would make the port look taken.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise InvalidRequestError(
+                f"cannot bind {host}:{port} ({exc.strerror}): another server uses it; pass --port "
+                "or change 'port' in mlyard.yaml"
+            ) from exc
 
 
 def serve(settings: ServerSettings) -> None:
-    """Serve until SIGTERM or SIGINT; in-flight requests get up to 10 s to finish."""
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=10,
-        access_log=False,
-    )
+    """Serve until SIGTERM or SIGINT; in-flight requests get up to 10 s to finish.
+
+    Raises:
+        ConflictError: another server holds the workspace (nothing was opened or bound).
+        InvalidRequestError: the address is taken.
+    """
+    lock = WorkspaceLock.acquire(settings.workspace_path, f"http://{settings.host}:{settings.port}")
+    try:
+        check_port_free(settings.host, settings.port)
+        logging.basicConfig(level=settings.log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("mlyard.server").info("workspace lock held: %s", lock.info.describe())
+        uvicorn.run(
+            create_app(settings, workspace_lock=lock),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            timeout_graceful_shutdown=10,
+            access_log=False,
+        )
+    finally:
+        lock.release()
