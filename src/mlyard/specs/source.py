@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 
 from mlyard.core.errors import InvalidSpecError, SpecIssue
+from mlyard.specs.guard import check_node_graph, too_deep
+from mlyard.specs.limits import MAX_DEPTH, MAX_SPEC_BYTES
 
 PathKey = tuple[str | int, ...]
 
@@ -40,7 +42,25 @@ class Positions:
 
 
 class _Loader(yaml.SafeLoader):
-    """The safe loader; kept separate so nothing is registered on PyYAML's own class."""
+    """The safe loader; kept separate so nothing is registered on PyYAML's own class.
+
+    PyYAML composes nested collections recursively; the loader stops at ``MAX_DEPTH`` levels, long
+    before Python's recursion limit.
+    """
+
+    def __init__(self, stream: str, source: str) -> None:
+        super().__init__(stream)
+        self.source = source
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise too_deep(self.source, self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self.depth -= 1
 
 
 def _issue(source: str, message: str, line: int | None, column: int | None = None, field: str = "") -> SpecIssue:
@@ -70,12 +90,19 @@ def _index(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], source: st
 
 
 def read_yaml(text: str, source: str) -> tuple[Any, Positions]:
-    """Parse one YAML document; syntax errors become ``InvalidSpecError`` with line and column."""
-    loader = _Loader(text)
+    """Parse one YAML document; syntax errors become ``InvalidSpecError`` with line and column.
+
+    A document beyond ``specs.limits`` (too large, too deep, aliases expanding too far or into
+    themselves) is refused before any of it is built.
+    """
+    if len(text) > MAX_SPEC_BYTES:
+        raise InvalidSpecError(issues=[_issue(source, _too_large(len(text.encode("utf-8"))), None)])
+    loader = _Loader(text, source)
     try:
         node = loader.get_single_node()
         if node is None:
             return None, Positions(source)
+        check_node_graph(node, source)
         lines: dict[PathKey, int] = {}
         if isinstance(node, yaml.MappingNode) and node.value:
             lines[()] = node.value[0][0].start_mark.line + 1
@@ -101,6 +128,8 @@ def read_yaml_file(path: Path) -> tuple[Any, Positions]:
     """Read and parse a YAML file; an unreadable file is an ``InvalidSpecError`` naming it."""
     source = str(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_SPEC_BYTES:
+            raise InvalidSpecError(issues=[_issue(source, _too_large(path.stat().st_size), None)])
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InvalidSpecError(issues=[_issue(source, "file not found", None)]) from None
@@ -112,6 +141,11 @@ def read_yaml_file(path: Path) -> tuple[Any, Positions]:
     except OSError as exc:
         raise InvalidSpecError(issues=[_issue(source, f"cannot read the file: {exc.strerror}", None)]) from None
     return read_yaml(text, source)
+
+
+def _too_large(size: int) -> str:
+    return (f"the file is {size / 2**20:.1f} MiB; spec files are limited to {MAX_SPEC_BYTES // 2**20} MiB: keep data "
+            "in data assets and code in code folders, not in the YAML")
 
 
 def format_path(path: Iterable[str | int]) -> str:
@@ -148,8 +182,8 @@ def parse_override_path(text: str) -> PathKey:
 
 def _parse_value(raw: str) -> Any:
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = read_yaml(raw, "--set")[0] if raw.strip() else ""
+    except InvalidSpecError:
         return raw
     return raw if isinstance(value, dict | list) and not raw.lstrip().startswith(("{", "[")) else value
 
