@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
-from mlyard.specs.base import Documented, SpecModel, Text, Version, load_context, show, spec_error
+from mlyard.specs.base import Documented, Name, SpecModel, Text, Version, load_context, show, spec_error
 from mlyard.specs.paths import LocalPath, check_exists, is_local
 from mlyard.specs.references import ASSET_NAME_RE
 from mlyard.specs.source import read_yaml_file
@@ -134,7 +134,7 @@ class Environment(Documented, EnvironmentBody):
 class InlineEnvironment(Documented, EnvironmentBody):
     """An anonymous environment inside a job, component or deployment (``name``/``version`` tolerated)."""
 
-    name: Text | None = None
+    name: Name | None = None
     version: Version | None = None
 
 
@@ -165,7 +165,7 @@ class Model(Documented):
 class InlineModel(Documented):
     """An anonymous model inside a deployment."""
 
-    name: Text | None = None
+    name: Name | None = None
     version: Version | None = None
     type: Annotated[ModelType, BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)] = "custom_model"
     path: LocalPath

@@ -14,12 +14,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -30,6 +32,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from mlyard.specs.limits import MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS
 
 SPEC_ISSUE = "spec_issue"
 CONTEXT_KEY = "mlyard"
@@ -58,18 +62,33 @@ def show(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
+NestedLoader = Callable[[Path, str, "LoadContext", dict[str, Any]], Any]
+"""Loads a file a spec names: (path, kind, the naming file's context, top-level overrides) -> spec."""
+
+
 @dataclass
 class LoadContext:
-    """What validators know about the document being loaded."""
+    """What validators know about the document being loaded.
+
+    ``load_file`` is how a validator loads a file the spec names (a pipeline's component, a
+    schedule's job): the loader puts itself here, so no spec model imports the loader.
+    """
 
     base_path: Path | None = None
     source: str = "<spec>"
     check_paths: bool = False
     warnings: list[str] = field(default_factory=list)
     stack: tuple[Path, ...] = ()
+    load_file: NestedLoader | None = None
 
     def as_pydantic(self) -> dict[str, Any]:
         return {CONTEXT_KEY: self}
+
+    def load_nested(self, path: Path, kind: str, overrides: dict[str, Any] | None = None) -> Any:
+        """Load ``path`` as an anonymous ``kind`` (its errors point into that file)."""
+        if self.load_file is None:
+            raise spec_error(f"'{path}' is a local file, and nothing here can read it; send its content inline")
+        return self.load_file(path, kind, self, overrides or {})
 
 
 def load_context(info: ValidationInfo) -> LoadContext:
@@ -94,29 +113,63 @@ def _to_text(value: Any) -> Any:
     return value
 
 
+def control_character(value: str) -> str | None:
+    """The first control character (newline, tab, NUL...) or lone surrogate in ``value``, shown escaped."""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            return repr(char)[1:-1]
+    return None
+
+
+def _label(value: str) -> str:
+    bad = control_character(value)
+    if bad is not None:
+        raise spec_error(f"{show(value)} contains the control character {bad}; names hold printable characters only")
+    return value
+
+
+def _name(value: str) -> str:
+    _label(value)
+    if not value.strip():
+        raise spec_error("expected a non-empty name")
+    if value != value.strip():
+        raise spec_error(f"{show(value)} starts or ends with a space; remove it")
+    return value
+
+
 def _to_version(value: Any) -> Any:
     if isinstance(value, bool) or isinstance(value, dict | list):
         raise spec_error(f"expected a string or number; got {show(value)}")
     value = _to_text(value)
     if isinstance(value, str) and not value.strip():
         raise spec_error("expected a non-empty version string")
+    if isinstance(value, str):
+        _name(value)
     return value
 
 
-def _tag_text(value: Any) -> str:
+def _tag_text(key: str, value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        raise spec_error(f"tag values must be scalars; got {show(value)}")
+        raise spec_error(f"tag values must be scalars; got {show(value)}", key)
     converted = _to_text(value)
-    return converted if isinstance(converted, str) else str(converted)
+    text = converted if isinstance(converted, str) else str(converted)
+    if len(text) > MAX_TAG_VALUE_CHARS:
+        raise spec_error(f"a value of {len(text):,} characters; tag and property values hold at most "
+                         f"{MAX_TAG_VALUE_CHARS:,}", key)
+    return text
 
 
 def _to_tags(value: Any) -> Any:
     if value is None:
         return {}
     if isinstance(value, dict):
-        return {str(k): _tag_text(v) for k, v in value.items()}
+        for key in value:
+            if len(str(key)) > MAX_TAG_KEY_CHARS:
+                raise spec_error(f"a key of {len(str(key)):,} characters; tag and property keys hold at most "
+                                 f"{MAX_TAG_KEY_CHARS}", str(key))
+        return {str(k): _tag_text(str(k), v) for k, v in value.items()}
     return value
 
 
@@ -124,6 +177,10 @@ Text = Annotated[str, BeforeValidator(_to_text)]
 Version = Annotated[str, BeforeValidator(_to_version)]
 Tags = Annotated[dict[str, str], BeforeValidator(_to_tags)]
 StrMap = Annotated[dict[str, Text], BeforeValidator(lambda v: {} if v is None else v)]
+Name = Annotated[Text, AfterValidator(_name)]
+"""A name or identifier: printable, not empty, no surrounding spaces."""
+Label = Annotated[Text, AfterValidator(_label)]
+"""A display name: printable (no newline, NUL or other control character)."""
 
 
 # -- the base model -------------------------------------------------------------------------------

@@ -9,27 +9,34 @@ read; ``azureml:`` references stay strings and resolve against the workspace lat
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from mlyard.specs.base import Documented, Text, Version, load_context, show, spec_error
+from mlyard.specs.base import Documented, Label, Name, Version, load_context, show, spec_error
 from mlyard.specs.commands import CommandLimits, CommandSettings, check_command
 from mlyard.specs.io import ComponentInputs, ComponentOutputs, check_io_names
 from mlyard.specs.paths import LocalPath, check_exists, resolve_local_path
 from mlyard.specs.references import classify_path
 
-COMPONENT_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,254}$")
+COMPONENT_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,254}\Z")
 
 
-def _component_name(value: str) -> str:
-    if not COMPONENT_NAME_RE.match(value):
-        raise spec_error(f"{show(value)} is not a valid component name: use lowercase letters, digits and '_', "
-                         "starting with a letter (at most 255 characters)")
-    return value
+def registered_name_problem(value: str) -> str | None:
+    """Why ``value`` cannot name a registered component (Azure's rule), or None.
+
+    Anonymous components (a pipeline step's ``component: ./x.yml``, a sweep's ``trial:``) may be named
+    otherwise, as in Azure, which applies this rule only when a component is registered.
+    """
+    if COMPONENT_NAME_RE.match(value):
+        return None
+    return (f"{show(value)} is not a valid name for a registered component: use lowercase letters, digits and '_', "
+            "starting with a letter (at most 255 characters)")
 
 
-ComponentName = Annotated[Text, AfterValidator(_component_name)]
+ComponentName = Name
+"""A component's name; the registered-name rule is the loader's (``registered_name_problem``)."""
 
 
 class CommandComponent(Documented, CommandSettings):
@@ -38,7 +45,7 @@ class CommandComponent(Documented, CommandSettings):
     type: Literal["command"] = "command"
     name: ComponentName | None = None  # required when registered; anonymous inside a pipeline
     version: Version | None = None
-    display_name: Text | None = None
+    display_name: Label | None = None
     is_deterministic: bool = True
     inputs: ComponentInputs = Field(default_factory=dict)
     outputs: ComponentOutputs = Field(default_factory=dict)
@@ -86,12 +93,8 @@ def load_component_ref(value: Any, info: ValidationInfo, kind: str = "component"
     if ctx.base_path is None:
         raise spec_error(f"'{value}' is a local component file; send the component inline (the mlyard CLI and "
                          "SDK do this) or reference a registered one as azureml:<name>:<version>")
-    from pathlib import Path
-
-    from mlyard.specs.loader import load_nested
-
     path = Path(resolve_local_path(value, ctx.base_path))
     if not path.is_file():
         raise spec_error(f"component file '{path}' does not exist (relative paths start from the YAML file's "
                          "folder)")
-    return load_nested(path, kind, ctx)
+    return ctx.load_nested(path, kind)

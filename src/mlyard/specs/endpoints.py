@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from mlyard.specs.assets import InlineModel
-from mlyard.specs.base import Documented, SpecModel, StrMap, Text, spec_error, typed_union
+from mlyard.specs.base import Documented, Name, SpecModel, StrMap, Text, spec_error, typed_union
 from mlyard.specs.commands import AssetRef, EnvironmentField, Resources
 from mlyard.specs.paths import LocalPath, check_exists
 from mlyard.specs.pipelines import PipelineComponentField, PipelineSettings
@@ -104,7 +104,7 @@ class Probe(SpecModel):
 
 
 class CollectionData(SpecModel):
-    name: Text | None = None
+    name: Name | None = None
     path: Text | None = None
     version: Annotated[Text, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] | None = None
 
@@ -163,7 +163,7 @@ class OnlineDeployment(Documented):
 
 
 class BatchEndpointDefaults(SpecModel):
-    deployment_name: Text | None = None
+    deployment_name: Name | None = None
 
 
 class BatchEndpoint(Documented):

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Discriminator, Tag, ValidationInfo, field_validator, model_validator
 
-from mlyard.specs.base import LowerText, SpecModel, Text, Version, show, spec_error
-from mlyard.specs.paths import LocalPath, check_exists
+from mlyard.specs.base import LowerText, Name, SpecModel, Text, Version, show, spec_error
+from mlyard.specs.paths import LocalPath, UriPath, check_exists
 
 DATA_TYPES = ("uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model")
 DataType = Literal["uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model"]
@@ -103,8 +103,8 @@ class DataOutput(SpecModel):
 
     type: PortType | None = None
     mode: Annotated[OutputMode, BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)] | None = None
-    path: Text | None = None
-    name: Text | None = None
+    path: UriPath | None = None
+    name: Name | None = None
     version: Version | None = None
     description: Text | None = None
     datastore: Text | None = None
@@ -157,6 +157,10 @@ def _as_number(value: Any, kind: str) -> Any:
     return value
 
 
+def _as_string(value: Any) -> Any:
+    return str(value) if isinstance(value, bool | int | float) else value
+
+
 class ComponentInput(SpecModel):
     """A declared component input: a parameter (string/number/integer/boolean) or a data port."""
 
@@ -178,6 +182,10 @@ class ComponentInput(SpecModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ComponentInput:
+        if self.type == "string":
+            # YAML reads an unquoted True or 0.5 as a bool or number; Azure keeps its str() for a string input
+            self.default = _as_string(self.default)
+            self.enum = [_as_string(v) for v in self.enum] if self.enum is not None else None
         if self.type not in ("number", "integer") and (self.min is not None or self.max is not None):
             raise spec_error(f"min and max apply to number and integer inputs, not {self.type}", "min")
         if self.enum is not None and self.type != "string":

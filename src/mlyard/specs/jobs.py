@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from mlyard.specs.base import Documented, Text
+from mlyard.specs.base import Documented, Label, Name, Text
 from mlyard.specs.commands import CommandLimits, CommandSettings, check_command
 from mlyard.specs.io import JobInputs, JobOutputs, check_io_names
 
@@ -14,9 +14,9 @@ from mlyard.specs.io import JobInputs, JobOutputs, check_io_names
 class JobFields(Documented):
     """Metadata and placement shared by command, pipeline and sweep jobs."""
 
-    name: Text | None = None
-    display_name: Text | None = None
-    experiment_name: Text | None = None
+    name: Name | None = None
+    display_name: Label | None = None
+    experiment_name: Name | None = None
     compute: Text | None = None
     inputs: JobInputs = Field(default_factory=dict)
     outputs: JobOutputs = Field(default_factory=dict)

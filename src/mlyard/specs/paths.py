@@ -13,9 +13,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ValidationInfo
 
+from mlyard.core.errors import InvalidSpecError
 from mlyard.specs.base import Text, load_context, spec_error
 from mlyard.specs.bindings import has_binding
-from mlyard.specs.references import classify_path, strip_file_scheme
+from mlyard.specs.references import classify_path, parse_datastore_uri, parse_job_output_uri, strip_file_scheme
 
 
 def is_local(value: str) -> bool:
@@ -41,12 +42,27 @@ def resolve_local_path(value: str, base_path: Path | None) -> str:
     return Path(os.path.normpath(os.path.join(base_path, raw))).as_posix()
 
 
+def check_uri(value: str) -> str:
+    """A datastore or job-output URI must be well formed, without ``..`` segments or control characters."""
+    kind = classify_path(value)
+    try:
+        if kind == "datastore":
+            parse_datastore_uri(value)
+        elif kind == "job_output":
+            parse_job_output_uri(value)
+    except InvalidSpecError as exc:
+        raise spec_error(exc.issues[0].message) from None
+    return value
+
+
 def _resolve(value: str, info: ValidationInfo) -> str:
-    return resolve_local_path(value, load_context(info).base_path)
+    return resolve_local_path(check_uri(value), load_context(info).base_path)
 
 
 LocalPath = Annotated[Text, AfterValidator(_resolve)]
-"""A path field: local paths become absolute against the spec file's folder."""
+"""A path field: local paths become absolute against the spec file's folder; URIs are checked."""
+UriPath = Annotated[Text, AfterValidator(check_uri)]
+"""A path that is never local (an output's destination): URIs are checked."""
 
 
 def check_exists(

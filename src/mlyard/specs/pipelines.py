@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
 from mlyard.core.errors import InvalidSpecError
-from mlyard.specs.base import Documented, SpecModel, StrMap, Text, Version, show, spec_error, typed_union
+from mlyard.specs.base import Documented, Label, Name, SpecModel, StrMap, Text, Version, show, spec_error, typed_union
 from mlyard.specs.bindings import find_bindings
 from mlyard.specs.commands import CommandLimits, Distribution, EnvironmentField, Resources, check_command
 from mlyard.specs.components import CommandComponent, ComponentName, load_component_ref
@@ -48,8 +48,8 @@ class CommandStep(SpecModel):
     """An inline command step, or a command component step (``component:``)."""
 
     type: Literal["command"] = "command"
-    name: Text | None = None
-    display_name: Text | None = None
+    name: Name | None = None
+    display_name: Label | None = None
     description: Text | None = None
     tags: dict[str, Any] | None = None
     component: CommandComponentField | None = None  # type: ignore[valid-type]
@@ -112,7 +112,7 @@ class PipelineComponent(Documented):
     type: Literal["pipeline"]
     name: ComponentName | None = None
     version: Version | None = None
-    display_name: Text | None = None
+    display_name: Label | None = None
     is_deterministic: bool = True
     inputs: ComponentInputs = Field(default_factory=dict)
     outputs: ComponentOutputs = Field(default_factory=dict)
@@ -141,8 +141,8 @@ class PipelineStep(SpecModel):
     """A step running a pipeline component."""
 
     type: Literal["pipeline"]
-    name: Text | None = None
-    display_name: Text | None = None
+    name: Name | None = None
+    display_name: Label | None = None
     description: Text | None = None
     component: PipelineComponentField  # type: ignore[valid-type]
     inputs: JobInputs = Field(default_factory=dict)

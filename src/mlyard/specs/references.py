@@ -13,6 +13,7 @@ names the string and the accepted forms.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -20,9 +21,9 @@ from mlyard.core.errors import InvalidSpecError, SpecIssue
 
 PathKind = Literal["local", "datastore", "job_output", "asset", "registry", "http", "cloud", "run", "model_uri"]
 
-ASSET_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,254}$")
-_VERSION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-_LABEL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+ASSET_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,254}\Z")
+_VERSION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
+_LABEL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 
 ASSET_REFERENCE_FORMS = (
     "azureml:<name>:<version>",
@@ -45,22 +46,23 @@ JOB_OUTPUT_URI_FORMS = (
 
 _REGISTRY_RE = re.compile(
     r"^azureml://registries/(?P<registry>[^/]+)/(?P<type>[^/]+)/(?P<name>[^/]+)"
-    r"/(?:versions/(?P<version>[^/]+)|labels/(?P<label>[^/]+))/?$",
+    r"/(?:versions/(?P<version>[^/]+)|labels/(?P<label>[^/]+))/?\Z",
     re.IGNORECASE,
 )
 _ARM_RE = re.compile(
     r"^azureml:/{1,2}subscriptions/[^/]+/.+/(?P<type>[A-Za-z]+)/(?P<name>[^/]+)"
-    r"/(?:versions/(?P<version>[^/]+)|labels/(?P<label>[^/]+))/?$",
+    r"/(?:versions/(?P<version>[^/]+)|labels/(?P<label>[^/]+))/?\Z",
     re.IGNORECASE,
 )
-_DATASTORE_RE = re.compile(r"^azureml://datastores/(?P<ds>[^/]+)(?:/paths(?:/(?P<path>.*))?)?$", re.IGNORECASE)
+_DATASTORE_RE = re.compile(r"^azureml://datastores/(?P<ds>[^/]+)(?:/paths(?:/(?P<path>.*))?)?\Z",
+                           re.IGNORECASE | re.DOTALL)
 _LONG_DATASTORE_RE = re.compile(
     r"^azureml://subscriptions/[^/]+/resourcegroups/[^/]+/(?:providers/[^/]+/)?workspaces/[^/]+"
-    r"/datastores/(?P<ds>[^/]+)(?:/paths(?:/(?P<path>.*))?)?$",
-    re.IGNORECASE,
+    r"/datastores/(?P<ds>[^/]+)(?:/paths(?:/(?P<path>.*))?)?\Z",
+    re.IGNORECASE | re.DOTALL,
 )
 _JOB_OUTPUT_RE = re.compile(
-    r"^azureml://jobs/(?P<job>[^/]+)/outputs/(?P<out>[^/]+)(?:/paths(?:/(?P<path>.*))?)?/?$", re.IGNORECASE
+    r"^azureml://jobs/(?P<job>[^/]+)/outputs/(?P<out>[^/]+)(?:/paths(?:/(?P<path>.*))?)?/?\Z", re.IGNORECASE | re.DOTALL
 )
 
 _CLOUD_PREFIXES = ("wasb://", "wasbs://", "abfs://", "abfss://", "adl://", "s3://", "gs://", "gcs://")
@@ -177,7 +179,17 @@ def parse_datastore_uri(text: str) -> DatastorePath:
     m = _DATASTORE_RE.match(s) or _LONG_DATASTORE_RE.match(s)
     if not m:
         raise _fail("datastore URI", text, "it does not name a datastore and a path", DATASTORE_URI_FORMS)
+    _check_segments("datastore URI", text, DATASTORE_URI_FORMS)
     return DatastorePath(m["ds"], _strip_glob(m["path"] or ""))
+
+
+def _check_segments(what: str, text: str, forms: tuple[str, ...]) -> None:
+    """No control characters, and no ``..`` segment that would climb out of the datastore or output."""
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
+        raise _fail(what, text, "it contains a control character (a newline, tab or NUL)", forms)
+    if ".." in text.split("/"):
+        raise _fail(what, text, "'..' segments are not allowed (a path names a place inside the datastore; write it "
+                    "without climbing up)", forms)
 
 
 def parse_job_output_uri(text: str) -> JobOutputRef:
@@ -191,6 +203,7 @@ def parse_job_output_uri(text: str) -> JobOutputRef:
     m = _JOB_OUTPUT_RE.match(text.strip())
     if not m:
         raise _fail("job output URI", text, "it does not name a job and an output", JOB_OUTPUT_URI_FORMS)
+    _check_segments("job output URI", text, JOB_OUTPUT_URI_FORMS)
     path = m["path"]
     return JobOutputRef(m["job"], m["out"], _strip_glob(path) if path is not None else None)
 

@@ -8,15 +8,18 @@ is loaded and carried inline, with the object form's keys overriding the file's.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from croniter import croniter  # type: ignore[import-untyped]
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
-from mlyard.specs.base import Documented, SpecModel, Text, load_context, show, spec_error, typed_union
+from mlyard.core.errors import InvalidSpecError, SpecIssue
+from mlyard.specs.base import Documented, Label, Name, SpecModel, Text, load_context, show, spec_error, typed_union
 from mlyard.specs.components import is_file_reference
 from mlyard.specs.monitors import MonitorDefinition
 from mlyard.specs.paths import resolve_local_path
+from mlyard.specs.source import read_yaml_file
 
 WEEK_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -95,36 +98,49 @@ def _create_job(value: Any, info: ValidationInfo) -> Any:
         return value
     if ctx.base_path is None:
         raise spec_error(f"'{job_ref}' is a local job file; send the job inline (the mlyard CLI does this)")
-    from pathlib import Path
-
-    from mlyard.specs.loader import load_nested_data
-
     path = Path(resolve_local_path(job_ref, ctx.base_path))
     if not path.is_file():
         where = () if isinstance(value, str) else ("job",)
         raise spec_error(f"job file '{path}' does not exist (relative paths start from the YAML file's folder)",
                          *where)
     overrides = {k: v for k, v in value.items() if k != "job"} if isinstance(value, dict) else {}
-    return load_nested_data(path, "job", ctx, overrides)
+    return ctx.load_nested(path, "job", overrides)
+
+
+def _import_data(value: Any, info: ValidationInfo) -> Any:
+    """A data-import schedule's ``import_data: ./import.yml`` is read and carried inline, as a mapping."""
+    if not isinstance(value, str) or not is_file_reference(value):
+        return value
+    ctx = load_context(info)
+    if ctx.base_path is None:
+        raise spec_error(f"'{value}' is a local data import file; send its content inline (the mlyard CLI does this)")
+    path = Path(resolve_local_path(value, ctx.base_path))
+    if not path.is_file():
+        raise spec_error(f"data import file '{path}' does not exist (relative paths start from the YAML file's folder)")
+    content, positions = read_yaml_file(path)
+    if not isinstance(content, dict):
+        message = f"expected a mapping of data import fields; got {show(content)}"
+        raise InvalidSpecError(issues=[SpecIssue(message=message, file=str(path), line=positions.line_of(()) or 1)])
+    return content
 
 
 class Schedule(Documented):
     """A schedule that creates a job (``create_job``) or runs a monitor (``create_monitor``)."""
 
-    name: Text
-    display_name: Text | None = None
+    name: Name
+    display_name: Label | None = None
     trigger: Trigger  # type: ignore[valid-type]
     create_job: Annotated[Any, BeforeValidator(_create_job)] = None
     create_monitor: MonitorDefinition | None = None
-    import_data: dict[str, Any] | None = None
+    import_data: Annotated[dict[str, Any] | None, BeforeValidator(_import_data)] = None
     is_enabled: bool = True
 
     @model_validator(mode="after")
     def _one_action(self) -> Schedule:
         given = [k for k in ("create_job", "create_monitor", "import_data") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise spec_error("a schedule needs exactly one of create_job (a job file or azureml:<job>) and "
-                             "create_monitor" + (f"; got {', '.join(given)}" if given else ""),
+            raise spec_error("a schedule needs exactly one of create_job (a job file or azureml:<job>), "
+                             "create_monitor and import_data" + (f"; got {', '.join(given)}" if given else ""),
                              given[1] if len(given) > 1 else "create_job")
         if isinstance(self.create_job, str) and not self.create_job.startswith("azureml:"):
             raise spec_error(f"create_job {show(self.create_job)} is neither a job file nor azureml:<job name>",

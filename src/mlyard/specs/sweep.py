@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
-from mlyard.specs.base import SpecModel, Text, spec_error, typed_union
+from mlyard.specs.base import Label, Name, SpecModel, Text, spec_error, typed_union
 from mlyard.specs.commands import CommandSettings, check_command
 from mlyard.specs.components import CommandComponent, load_component_ref
 from mlyard.specs.io import JobInputs, JobOutputs
@@ -195,8 +195,8 @@ class SweepStep(SweepFields):
     inputs: JobInputs = Field(default_factory=dict)
     outputs: JobOutputs = Field(default_factory=dict)
     compute: Text | None = None
-    name: Text | None = None
-    display_name: Text | None = None
+    name: Name | None = None
+    display_name: Label | None = None
     description: Text | None = None
     tags: dict[str, Any] | None = None
 
