@@ -25,6 +25,8 @@ from mlyard.specs.references import classify_path, parse_asset_reference, parse_
 from mlyard.store.blobs import DatastoreRegistry
 from mlyard.store.jobs_schema import Job
 
+# Azure's curated environments: ``azureml:AzureML-...`` names, and every environment in Azure's own
+# ``azureml`` registry (``azureml://registries/azureml/environments/sklearn-1.5/labels/latest``).
 CURATED_PREFIXES = ("azureml-", "azureml://registries/azureml/")
 
 
@@ -170,14 +172,17 @@ class StepResolver:
             return None, None
         if isinstance(env, dict):
             return env, None
-        text = str(env)
-        low = text.lower().removeprefix("azureml:")
-        if low.startswith(CURATED_PREFIXES):
+        text = str(env).strip()
+        low = text.lower()
+        if low.startswith(CURATED_PREFIXES) or low.removeprefix("azureml:").startswith(CURATED_PREFIXES):
             return None, (f"environment {text} is a curated Azure ML environment: mlyard runs it with the server's "
                           "interpreter and the default packages (pandas, scikit-learn, mlflow, ...)")
         if classify_path(text) == "registry":
-            raise InvalidRequestError(f"environment {text} is in an Azure ML registry mlyard cannot reach; register "
-                                      "it here with 'mlyard environment create -f'")
+            registry = text.split("/")[3] if text.count("/") > 3 else text
+            raise InvalidRequestError(
+                f"environment {text} is in the Azure ML registry '{registry}', which mlyard cannot reach (of the "
+                "registries, only Azure's curated 'azureml' runs, with the server's interpreter): register the "
+                "environment here with 'mlyard environment create -f <file>' and refer to it as azureml:<name>@latest")
         try:
             asset = self._assets.resolve("environment", text)
         except NotFoundError:
