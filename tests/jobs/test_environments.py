@@ -190,10 +190,51 @@ def test_a_crashed_build_does_not_confuse_the_next(tmp_path: Path) -> None:
     assert _leftovers(tmp_path) == [key]
 
 
+def test_a_pinned_python_the_machine_lacks_fails_saying_how_to_install_it(tmp_path: Path) -> None:
+    env = {"name": "old-env", "version": "2", "conda_file": {"dependencies": ["python=3.99", "pip", {"pip": ["six"]}]}}
+    lines: list[str] = []
+    with pytest.raises(EnvironmentBuildError) as caught:
+        EnvironmentCache(tmp_path).prepare(env, "isolated", lines.append)
+    assert caught.value.message == (
+        "Python 3.99 is pinned by the conda file of environment old-env:2 (dependencies: python=3.99) but is not "
+        "installed on this machine (uv looked on PATH and among the Pythons it manages; mlyard never downloads one). "
+        "To fix: install it (uv python install 3.99), remove the pin from the conda file, or run the job with env "
+        "mode inherit.")
+    assert any(line.startswith("uv found no Python 3.99: ") for line in lines)  # uv's own reason, in the log
+    assert _leftovers(tmp_path) == []  # nothing built
+
+
 @pytest.mark.slow
-def test_a_python_the_machine_lacks_falls_back_to_the_servers(tmp_path: Path) -> None:
-    env = {"conda_file": {"dependencies": ["python=3.99", "pip"]}}
+def test_a_patch_release_the_machine_lacks_runs_with_another_of_the_same_minor(tmp_path: Path) -> None:
+    minor = ".".join(map(str, sys.version_info[:2]))
+    env = {"conda_file": {"dependencies": [f"python={minor}.99", "pip"]}}
     prepared = EnvironmentCache(tmp_path).prepare(env, "isolated")
     server = ".".join(map(str, sys.version_info[:3]))
-    assert f"conda asks for python 3.99; using {server}, the server's: install 3.99 to match" in prepared.notes
+    assert (f"conda asks for python {minor}.99; this machine has no {minor}.99: using CPython {server}, a release of "
+            f"the same {minor}") in prepared.notes
     assert _run(prepared.python, "import platform; print(platform.python_version())") == server
+
+
+@pytest.mark.slow
+def test_mlflow_pulled_in_by_azureml_mlflow_is_held_to_the_ml_extras_range(tmp_path: Path) -> None:
+    """``azureml-mlflow`` unpinned pulls the newest ``mlflow-skinny``; the constraint keeps it below 3.14."""
+    cache, lines = EnvironmentCache(tmp_path), list[str]()
+    env = {"conda_file": {"dependencies": ["python=3", "pip", {"pip": ["azureml-mlflow"]}]}}
+    prepared = cache.prepare(env, "isolated", lines.append)
+    version = _run(prepared.python, "from importlib.metadata import version; print(version('mlflow-skinny'))")
+    assert version.startswith("3.13."), version
+    note = (f"mlflow-skinny {version}: mlyard holds mlflow and mlflow-skinny to >=3.13,<3.14, as its ml extra does "
+            "(from 3.14 MLflow's sklearn flavour saves with skops by default, which refuses tree models, so unchanged "
+            "training scripts fail); pin mlflow in the environment's pip list to choose a version outside it")
+    assert note in prepared.notes
+    assert note in cache.prepare(env, "isolated").notes  # a cached environment says it too
+
+
+@pytest.mark.slow
+def test_an_mlflow_pin_outside_the_range_is_installed_as_asked(tmp_path: Path) -> None:
+    env = {"requirements": ["mlflow-skinny==3.14.0"]}
+    prepared = EnvironmentCache(tmp_path).prepare(env, "isolated")
+    assert _run(prepared.python, "from importlib.metadata import version; print(version('mlflow-skinny'))") == "3.14.0"
+    assert any(n.startswith("the environment asks for mlflow-skinny==3.14.0, outside the MLflow range mlyard "
+                            "supports (>=3.13,<3.14;") for n in prepared.notes)
+    assert not any("mlyard holds mlflow" in n for n in prepared.notes)

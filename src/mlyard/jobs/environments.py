@@ -10,13 +10,16 @@ Two modes:
 What is read from an environment definition (a registered or inline environment as a mapping):
 
 - ``conda_file`` (its parsed content): the ``- pip: [...]`` list inside ``dependencies`` gives pip
-  requirements. A ``python=X.Y`` entry asks for that Python; ``pip`` needs nothing. Other conda
-  packages (``numpy=1.26``, ``conda-forge::cudatoolkit``) are skipped and reported: only pip
-  packages are installed.
+  requirements. A ``python=X.Y`` entry asks for that Python, which must be on the machine (uv finds
+  it; nothing is downloaded), else the build fails saying how to install it; ``pip`` needs nothing.
+  Other conda packages (``numpy=1.26``, ``conda-forge::cudatoolkit``) are skipped and reported:
+  only pip packages are installed.
 - ``requirements`` (an mlyard extension, not Azure ML): pip requirement lines, as a list of strings
   or one newline-separated string (``#`` comment lines and blank lines are ignored). They are
   installed after the conda file's pip list.
 - ``image`` and ``build`` are not run (no Docker); they are reported and count in the identity.
+
+MLflow is held to the ``ml`` extra's range by a uv constraint (see ``jobs/extras.py``).
 
 Cache layout under the root (e.g. ``<workspace>/.mlyard/envs``)::
 
@@ -51,18 +54,21 @@ from typing import Any, Literal
 from mlyard import __version__
 from mlyard.core.errors import InvalidRequestError, InvalidSpecError, SpecIssue
 from mlyard.core.hashing import sha256_json
+from mlyard.jobs.extras import MLFLOW_DISTRIBUTIONS, MLFLOW_RANGE, mlflow_note, mlflow_policy
 
 EnvMode = Literal["inherit", "isolated"]
 ENV_MODES: tuple[EnvMode, ...] = ("inherit", "isolated")
 
 MARKER = "mlyard-env.json"
 REQUIREMENTS_FILE = "mlyard-requirements.txt"
+CONSTRAINTS_FILE = "mlyard-constraints.txt"
 TAIL_LINES = 40
 
 Log = Callable[[str], None]
 
 _PYTHON_PIN = re.compile(r"^(\d+(?:\.\d+){0,2})(?:\.\*|\*)?$")
 _CONDA_NAME_END = re.compile(r"[\s=<>!~\[]")
+_INSTALLED = re.compile(r"^\s*\+\s*([A-Za-z0-9._-]+)==(\S+)")  # uv's " + mlflow==3.13.0"
 # pip's own settings, read by uv under other names; a uv setting the user made wins.
 _PIP_TO_UV = (
     ("PIP_INDEX_URL", "UV_INDEX_URL", ("UV_INDEX_URL", "UV_DEFAULT_INDEX")),
@@ -186,14 +192,27 @@ def pip_requirements(env: Mapping[str, Any] | None) -> tuple[list[str], list[str
 
 def requested_python(env: Mapping[str, Any] | None) -> str | None:
     """The Python version an environment's conda file pins (``python=3.11`` gives ``"3.11"``), if any."""
+    return _python_entry(env)[0]
+
+
+def _python_entry(env: Mapping[str, Any] | None) -> tuple[str | None, str]:
+    """(the pinned Python version or None, the conda entry that pins it)."""
     if env is None:
-        return None
+        return None, ""
     for entry in _conda_dependencies(env):
         if isinstance(entry, str):
             name, spec = _conda_name(entry)
             if name == "python" and spec:
-                return _python_pin(spec)
-    return None
+                return _python_pin(spec), entry.strip()
+    return None, ""
+
+
+def _environment_label(env: Mapping[str, Any] | None) -> str:
+    name = (env or {}).get("name")
+    if not name:
+        return "the job's environment"
+    version = env.get("version") if env else None
+    return f"environment {name}" + (f":{version}" if version else "")
 
 
 def environment_identity(env: Mapping[str, Any] | None) -> str:
@@ -284,6 +303,15 @@ def _key_lock(root: Path, key: str, log: Log) -> Iterator[None]:
         lock.release()
 
 
+def _built_notes(path: Path) -> list[str]:
+    """The notes a build recorded in its marker (what mlyard changed about what was asked)."""
+    try:
+        notes = json.loads((path / MARKER).read_text()).get("notes") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(n) for n in notes]
+
+
 def _is_complete(path: Path) -> bool:
     # The interpreter check catches a venv whose base Python was removed since it was built.
     return (path / MARKER).is_file() and (path / "bin" / "python").exists()
@@ -297,8 +325,9 @@ class EnvironmentCache:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).absolute()
-        # requested version -> (interpreter, version, note); uv's search takes up to a second
-        self._pythons: dict[str, tuple[str, str, str | None]] = {}
+        # requested version -> (interpreter, version); uv's search takes up to a second. Only what was
+        # found is kept: a Python installed while the server runs is found by the next job.
+        self._pythons: dict[str, tuple[str, str]] = {}
 
     def prepare(self, env: Mapping[str, Any] | None, mode: EnvMode, log: Log = _ignore) -> PreparedEnvironment:
         """The interpreter to run a job with, building (or reusing) an isolated venv if asked.
@@ -309,7 +338,8 @@ class EnvironmentCache:
             log: called with each progress line, uv's output included, as it comes.
 
         Raises:
-            EnvironmentBuildError: uv could not create the venv or install the requirements.
+            EnvironmentBuildError: the pinned Python is not on the machine, or uv could not create the
+                venv or install the requirements.
             InvalidSpecError: the environment definition has the wrong shape.
             InvalidRequestError: an unknown mode.
         """
@@ -326,41 +356,63 @@ class EnvironmentCache:
                          "(use env mode isolated to install them)")
             return PreparedEnvironment("inherit", python, os.path.dirname(python), identity, (line, *notes))
 
-        interpreter, version, python_note = self._interpreter(requested_python(env), log)
-        key = sha256_json({"requirements": sorted(requirements), "python": version})
-        path = self._ensure(key, requirements, interpreter, version, log)
+        interpreter, version, python_note = self._interpreter(env, log)
+        policy = mlflow_policy(requirements)
+        key = sha256_json({"requirements": sorted(requirements), "python": version,
+                           "constraints": list(policy.constraints)})
+        path = self._ensure(key, requirements, policy.constraints, interpreter, version, log)
         head = (f"env mode isolated: environment {key[:12]} ({len(requirements)} pip requirement(s), "
                 f"{version}) at {path}")
         bin_dir = path / "bin"
         return PreparedEnvironment("isolated", str(bin_dir / "python"), str(bin_dir), identity,
-                                   (head, *([python_note] if python_note else []), *notes))
+                                   (head, *([python_note] if python_note else []), *policy.notes, *_built_notes(path),
+                                    *notes))
 
-    def _interpreter(self, requested: str | None, log: Log) -> tuple[str, str, str | None]:
-        """(interpreter path, "implementation version", note) for the requested Python version."""
-        server = _server_version()
-        if requested is None or _is_server_version(requested):
-            return sys.executable, server, None
-        if requested not in self._pythons:
-            self._pythons[requested] = self._find_python(requested, log)
-        return self._pythons[requested]
+    def _interpreter(self, env: Mapping[str, Any] | None, log: Log) -> tuple[str, str, str | None]:
+        """(interpreter path, "implementation version", note) for the Python the conda file pins.
 
-    def _find_python(self, requested: str, log: Log) -> tuple[str, str, str | None]:
-        server = _server_version()
+        A patch pin (``python=3.11.4``) the machine lacks runs with another 3.11, with a note; a pin
+        of a version the machine lacks altogether fails: mlyard never downloads a Python.
+        """
+        requested, entry = _python_entry(env)
+        if requested is None:
+            return sys.executable, _server_version(), None
+        found = self._find_python(requested, log)
+        if found is not None:
+            return (*found, None)
+        minor = ".".join(requested.split(".")[:2])
+        if minor != requested and (found := self._find_python(minor, log)) is not None:
+            return (*found, f"conda asks for python {requested}; this machine has no {requested}: using "
+                            f"{found[1]}, a release of the same {minor}")
+        raise EnvironmentBuildError(
+            f"Python {requested} is pinned by the conda file of {_environment_label(env)} (dependencies: {entry}) "
+            f"but is not installed on this machine (uv looked on PATH and among the Pythons it manages; mlyard "
+            f"never downloads one). To fix: install it (uv python install {requested}), remove the pin from the "
+            "conda file, or run the job with env mode inherit.",
+            details={"python": requested, "conda_entry": entry},
+        )
+
+    def _find_python(self, requested: str, log: Log) -> tuple[str, str] | None:
+        """(interpreter, "implementation version") of an installed Python ``requested``, or None."""
+        if _is_server_version(requested):
+            return sys.executable, _server_version()
+        if requested in self._pythons:
+            return self._pythons[requested]
         self.root.mkdir(parents=True, exist_ok=True)
-        found = subprocess.run([_uv_bin(), "python", "find", requested], capture_output=True, text=True,
-                               env=_uv_environ(), cwd=self.root)
+        found = subprocess.run([_uv_bin(), "python", "find", requested], capture_output=True,
+                               text=True, env=_uv_environ(), cwd=self.root)
         if found.returncode == 0 and found.stdout.strip():
             interpreter = found.stdout.strip()
             probe = subprocess.run([interpreter, "-c", "import platform; print(platform.python_implementation(),"
                                     " platform.python_version())"], capture_output=True, text=True)
             if probe.returncode == 0:
-                return interpreter, probe.stdout.strip(), None
+                self._pythons[requested] = interpreter, probe.stdout.strip()
+                return self._pythons[requested]
         log(f"uv found no Python {requested}: {(found.stderr.strip().splitlines() or [''])[0]}")
-        note = (f"conda asks for python {requested}; using {platform.python_version()}, the server's: "
-                f"install {requested} to match")
-        return sys.executable, server, note
+        return None
 
-    def _ensure(self, key: str, requirements: list[str], interpreter: str, version: str, log: Log) -> Path:
+    def _ensure(self, key: str, requirements: list[str], constraints: Sequence[str], interpreter: str,
+                version: str, log: Log) -> Path:
         final = self.root / key
         self.root.mkdir(parents=True, exist_ok=True)
         with _key_lock(self.root, key, log):
@@ -372,7 +424,7 @@ class EnvironmentCache:
                 shutil.rmtree(leftover, ignore_errors=True)
             tmp = self.root / f".tmp-{key}-{secrets.token_hex(6)}"
             try:
-                self._build(tmp, key, requirements, interpreter, version, log)
+                self._build(tmp, key, requirements, constraints, interpreter, version, log)
                 try:
                     os.replace(tmp, final)
                 except OSError:
@@ -383,7 +435,8 @@ class EnvironmentCache:
                 shutil.rmtree(tmp, ignore_errors=True)
         return final
 
-    def _build(self, tmp: Path, key: str, requirements: list[str], interpreter: str, version: str, log: Log) -> None:
+    def _build(self, tmp: Path, key: str, requirements: list[str], constraints: Sequence[str], interpreter: str,
+               version: str, log: Log) -> None:
         started = time.monotonic()
         log(f"environment {key[:12]}: building with uv ({version}, {len(requirements)} pip requirement(s))")
         uv = _uv_bin()
@@ -391,13 +444,24 @@ class EnvironmentCache:
         # command must be this venv's pip, not the next one on PATH.
         self._uv([uv, "venv", "--relocatable", "--seed", "--python", interpreter, str(tmp)], key, version,
                  requirements, log)
+        held: dict[str, str] = {}
         if requirements:
             req_file = tmp / REQUIREMENTS_FILE
             req_file.write_text("".join(f"{line}\n" for line in requirements))
-            self._uv([uv, "pip", "install", "--python", str(tmp / "bin" / "python"), "-r", str(req_file)],
-                     key, version, requirements, log)
+            args = [uv, "pip", "install", "--python", str(tmp / "bin" / "python"), "-r", str(req_file)]
+            if constraints:
+                (tmp / CONSTRAINTS_FILE).write_text("".join(f"{line}\n" for line in constraints))
+                args += ["--constraint", str(tmp / CONSTRAINTS_FILE)]
+
+            def watch(line: str) -> None:
+                if (m := _INSTALLED.match(line)) and m.group(1).lower() in MLFLOW_DISTRIBUTIONS:
+                    held[m.group(1).lower()] = m.group(2)
+                log(line)
+
+            self._uv(args, key, version, requirements, watch if constraints else log)
+        notes = [mlflow_note(held)] if held else []
         marker = {"key": key, "python": version, "interpreter": interpreter, "requirements": requirements,
-                  "mlyard": __version__, "built_at": time.time()}
+                  "constraints": list(constraints), "notes": notes, "mlyard": __version__, "built_at": time.time()}
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         log(f"environment {key[:12]} ready in {time.monotonic() - started:.1f}s")
 
@@ -426,6 +490,9 @@ class EnvironmentCache:
             fix = ("fix the environment's pip requirements (the '- pip:' list in its conda file, or "
                    "'requirements'), check that the package index is reachable (UV_INDEX_URL / PIP_INDEX_URL), "
                    "or run the job with env mode inherit")
+            if "--constraint" in args:
+                fix += (f"; mlyard holds mlflow to {MLFLOW_RANGE} (its ml extra's range): if a package needs "
+                        "another MLflow, pin mlflow in the pip list, which lifts the hold")
         raise EnvironmentBuildError(
             f"could not build isolated environment {key[:12]} ({version}, {len(requirements)} pip "
             f"requirement(s)): '{step}' failed with exit code {code}:\n" + "\n".join(tail) + f"\nTo fix: {fix}.",

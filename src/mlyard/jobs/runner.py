@@ -41,6 +41,7 @@ from mlyard.core.timeutil import now_ms
 from mlyard.jobs.data import JobData
 from mlyard.jobs.environments import ENV_MODES, EnvironmentCache, environment_identity
 from mlyard.jobs.executors import Executor, Handle, Launch, LocalExecutor, kill_group, leftover_processes
+from mlyard.jobs.extras import missing_module_hint
 from mlyard.jobs.outputs import StepOutputs
 from mlyard.jobs.plan import StepPlan, check_job_name, plan_pipeline, refuse_local_paths, step_from_command_job
 from mlyard.jobs.records import JobTokens
@@ -461,6 +462,8 @@ class JobRunner(StepOutputs, StepResolver):
             return StepResult(key, "Canceled")
         if outcome.exit_code != 0:
             message = f"the command exited with code {outcome.exit_code}"
+            if hint := missing_module_hint(self.log_tail(row.name), env.mode):
+                message += f"; {hint}"
             self._log(row.name, message)
             self._collect_artifacts(row, wd)
             self._finish_row(row.name, "Failed", message)
