@@ -13,15 +13,8 @@ from typing import Any
 import pytest
 
 from mlyard.core.errors import InvalidRequestError, InvalidSpecError
-from mlyard.jobs.environments import (
-    MARKER,
-    EnvironmentBuildError,
-    EnvironmentCache,
-    PreparedEnvironment,
-    environment_identity,
-    pip_requirements,
-    requested_python,
-)
+from mlyard.jobs.conda import environment_identity, pip_requirements, requested_python
+from mlyard.jobs.environments import MARKER, EnvironmentBuildError, EnvironmentCache, PreparedEnvironment
 
 AZURE_CONDA: dict[str, Any] = {
     "name": "sklearn-env",

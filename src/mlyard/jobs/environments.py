@@ -7,19 +7,8 @@ Two modes:
 - ``isolated``: a virtual environment built with uv from the environment's pip requirements and
   cached by content (requirements and Python version), so equal environments are built once.
 
-What is read from an environment definition (a registered or inline environment as a mapping):
-
-- ``conda_file`` (its parsed content): the ``- pip: [...]`` list inside ``dependencies`` gives pip
-  requirements. A ``python=X.Y`` entry asks for that Python, which must be on the machine (uv finds
-  it; nothing is downloaded), else the build fails saying how to install it; ``pip`` needs nothing.
-  Other conda packages (``numpy=1.26``, ``conda-forge::cudatoolkit``) are skipped and reported:
-  only pip packages are installed.
-- ``requirements`` (an mlyard extension, not Azure ML): pip requirement lines, as a list of strings
-  or one newline-separated string (``#`` comment lines and blank lines are ignored). They are
-  installed after the conda file's pip list.
-- ``image`` and ``build`` are not run (no Docker); they are reported and count in the identity.
-
-MLflow is held to the ``ml`` extra's range by a uv constraint (see ``jobs/extras.py``).
+What is read from an environment definition (pip requirements, the pinned Python) is in
+``jobs/conda.py``. MLflow is held to the ``ml`` extra's range by a uv constraint (``jobs/extras.py``).
 
 Cache layout under the root (e.g. ``<workspace>/.mlyard/envs``)::
 
@@ -52,8 +41,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlyard import __version__
-from mlyard.core.errors import InvalidRequestError, InvalidSpecError, SpecIssue
+from mlyard.core.errors import InvalidRequestError, InvalidSpecError
 from mlyard.core.hashing import sha256_json
+from mlyard.jobs.conda import definition_notes, environment_identity, environment_label, pip_requirements, python_entry
 from mlyard.jobs.extras import MLFLOW_DISTRIBUTIONS, MLFLOW_RANGE, mlflow_note, mlflow_policy
 
 EnvMode = Literal["inherit", "isolated"]
@@ -66,8 +56,6 @@ TAIL_LINES = 40
 
 Log = Callable[[str], None]
 
-_PYTHON_PIN = re.compile(r"^(\d+(?:\.\d+){0,2})(?:\.\*|\*)?$")
-_CONDA_NAME_END = re.compile(r"[\s=<>!~\[]")
 _INSTALLED = re.compile(r"^\s*\+\s*([A-Za-z0-9._-]+)==(\S+)")  # uv's " + mlflow==3.13.0"
 # pip's own settings, read by uv under other names; a uv setting the user made wins.
 _PIP_TO_UV = (
@@ -111,136 +99,6 @@ class EnvironmentBuildError(InvalidSpecError):
     def __init__(self, message: str, *, output: Sequence[str] = (), details: dict[str, Any] | None = None) -> None:
         self.output = tuple(output)
         super().__init__(message, details=details)
-
-
-def _spec_error(field: str, message: str) -> InvalidSpecError:
-    return InvalidSpecError(issues=[SpecIssue(message, field=field)])
-
-
-def _conda_dependencies(env: Mapping[str, Any]) -> list[Any]:
-    conda = env.get("conda_file")
-    if conda is None:
-        return []
-    if not isinstance(conda, Mapping):
-        raise _spec_error("conda_file", "expected the conda file's content as a mapping "
-                                        f"(name, channels, dependencies); got {type(conda).__name__}")
-    deps = conda.get("dependencies") or []
-    if not isinstance(deps, list):
-        raise _spec_error("conda_file.dependencies", "expected a list of packages")
-    return deps
-
-
-def _conda_name(entry: str) -> tuple[str, str]:
-    """Split a conda match spec (``conda-forge::python=3.11``) into (name, version spec)."""
-    bare = entry.strip().split("::")[-1]
-    match = _CONDA_NAME_END.search(bare)
-    cut = match.start() if match else len(bare)
-    return bare[:cut].lower(), bare[cut:].strip()
-
-
-def _python_pin(spec: str) -> str | None:
-    """The version of an exact conda pin (``=3.11``, ``==3.11.4``, ``3.11.*``, ``=3.11=h123_0``)."""
-    version = spec.removeprefix("==").removeprefix("=").strip().split("=")[0].split(" ")[0]
-    match = _PYTHON_PIN.match(version)
-    return match.group(1) if match else None
-
-
-def _requirement_lines(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = value.splitlines()
-    if not isinstance(value, list):
-        raise _spec_error("requirements", "expected pip requirement lines: a list of strings or one string")
-    lines = (str(item).strip() for item in value)
-    return [line for line in lines if line and not line.startswith("#")]
-
-
-def pip_requirements(env: Mapping[str, Any] | None) -> tuple[list[str], list[str]]:
-    """The pip requirements of an environment, and the conda-only entries that are skipped.
-
-    Args:
-        env: an environment definition (``conda_file`` content and/or ``requirements``), or None.
-
-    Returns:
-        (pip requirement lines in order, skipped conda entries). ``pip`` and an exact ``python``
-        pin are not reported as skipped; a ``python`` range (``python>=3.9``) is.
-
-    Raises:
-        InvalidSpecError: the conda file or ``requirements`` has the wrong shape.
-    """
-    if env is None:
-        return [], []
-    requirements: list[str] = []
-    skipped: list[str] = []
-    for entry in _conda_dependencies(env):
-        if isinstance(entry, Mapping):
-            for key, value in entry.items():
-                if key == "pip":
-                    requirements += _requirement_lines(value)
-                else:
-                    skipped.append(f"{key}: {value}")
-            continue
-        text = str(entry).strip()
-        name, spec = _conda_name(text)
-        if name == "pip" or (name == "python" and (not spec or _python_pin(spec))):
-            continue
-        skipped.append(text)
-    requirements += _requirement_lines(env.get("requirements"))
-    return requirements, skipped
-
-
-def requested_python(env: Mapping[str, Any] | None) -> str | None:
-    """The Python version an environment's conda file pins (``python=3.11`` gives ``"3.11"``), if any."""
-    return _python_entry(env)[0]
-
-
-def _python_entry(env: Mapping[str, Any] | None) -> tuple[str | None, str]:
-    """(the pinned Python version or None, the conda entry that pins it)."""
-    if env is None:
-        return None, ""
-    for entry in _conda_dependencies(env):
-        if isinstance(entry, str):
-            name, spec = _conda_name(entry)
-            if name == "python" and spec:
-                return _python_pin(spec), entry.strip()
-    return None, ""
-
-
-def _environment_label(env: Mapping[str, Any] | None) -> str:
-    name = (env or {}).get("name")
-    if not name:
-        return "the job's environment"
-    version = env.get("version") if env else None
-    return f"environment {name}" + (f":{version}" if version else "")
-
-
-def environment_identity(env: Mapping[str, Any] | None) -> str:
-    """sha256 of an environment's definition: image, conda file content, build context, pip requirements.
-
-    ``None`` (no environment) is the server's interpreter: its ``sys.version`` and mlyard's version.
-    """
-    if env is None:
-        return sha256_json({"interpreter": "server", "python": sys.version, "mlyard": __version__})
-    requirements, _ = pip_requirements(env)
-    return sha256_json({"image": env.get("image"), "conda_file": env.get("conda_file"),
-                        "build": env.get("build"), "requirements": requirements})
-
-
-def _definition_notes(env: Mapping[str, Any] | None, skipped: list[str]) -> list[str]:
-    if env is None:
-        return []
-    notes = []
-    if env.get("image"):
-        notes.append(f"image {env['image']} is not pulled: mlyard runs on the local interpreter")
-    build = env.get("build")
-    if build:
-        where = build.get("path") if isinstance(build, Mapping) else build
-        notes.append(f"build context {where} is not built: mlyard runs on the local interpreter "
-                     "(list what its Dockerfile installs as pip requirements)")
-    if skipped:
-        notes.append(f"conda-only packages skipped (only pip packages are installed): {', '.join(skipped)}")
-    return notes
 
 
 def _server_version() -> str:
@@ -346,7 +204,7 @@ class EnvironmentCache:
         if mode not in ENV_MODES:
             raise InvalidRequestError(f"unknown env mode {mode!r}: use one of {', '.join(ENV_MODES)}")
         requirements, skipped = pip_requirements(env)
-        notes = _definition_notes(env, skipped)
+        notes = definition_notes(env, skipped)
         identity = environment_identity(env)
         if mode == "inherit":
             python = os.path.abspath(sys.executable)
@@ -374,7 +232,7 @@ class EnvironmentCache:
         A patch pin (``python=3.11.4``) the machine lacks runs with another 3.11, with a note; a pin
         of a version the machine lacks altogether fails: mlyard never downloads a Python.
         """
-        requested, entry = _python_entry(env)
+        requested, entry = python_entry(env)
         if requested is None:
             return sys.executable, _server_version(), None
         found = self._find_python(requested, log)
@@ -385,7 +243,7 @@ class EnvironmentCache:
             return (*found, f"conda asks for python {requested}; this machine has no {requested}: using "
                             f"{found[1]}, a release of the same {minor}")
         raise EnvironmentBuildError(
-            f"Python {requested} is pinned by the conda file of {_environment_label(env)} (dependencies: {entry}) "
+            f"Python {requested} is pinned by the conda file of {environment_label(env)} (dependencies: {entry}) "
             f"but is not installed on this machine (uv looked on PATH and among the Pythons it manages; mlyard "
             f"never downloads one). To fix: install it (uv python install {requested}), remove the pin from the "
             "conda file, or run the job with env mode inherit.",

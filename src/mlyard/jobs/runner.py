@@ -38,8 +38,9 @@ from mlyard.core.errors import (
 )
 from mlyard.core.ids import friendly_name
 from mlyard.core.timeutil import now_ms
+from mlyard.jobs.conda import environment_identity
 from mlyard.jobs.data import JobData
-from mlyard.jobs.environments import ENV_MODES, EnvironmentCache, environment_identity
+from mlyard.jobs.environments import ENV_MODES, EnvironmentCache
 from mlyard.jobs.executors import Executor, Handle, Launch, LocalExecutor, kill_group, leftover_processes
 from mlyard.jobs.extras import missing_module_hint
 from mlyard.jobs.outputs import StepOutputs
