@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from mlyard.cli.context import make_client
-from mlyard.cli.output import Column, emit, output_option
+from mlyard.cli.output import Column, emit, output_option, plain_table
 
 LIST_COLUMNS: list[Column] = [
     ("name", lambda r: r["name"]),
@@ -35,7 +35,7 @@ def _show_rows(asset: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _emit_asset(asset: dict[str, Any], fmt: str) -> None:
-    if fmt == "table":
+    if plain_table(fmt):
         emit(_show_rows(asset), fmt, [("field", lambda r: r["field"]), ("value", lambda r: r["value"])])
     else:
         emit(asset, fmt)
@@ -74,7 +74,7 @@ def _create(ctx: click.Context, kind: str, file: str | None, overrides: tuple[st
     spec = loaded.spec.model_dump(mode="json", exclude_none=True, by_alias=True)
     client = make_client(ctx)
     total = _local_bytes(kind, spec)
-    if total and fmt == "table":
+    if total and plain_table(fmt):
         from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
         with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
@@ -83,7 +83,7 @@ def _create(ctx: click.Context, kind: str, file: str | None, overrides: tuple[st
             result = client.operations(kind).create(loaded, progress=lambda _p, n: bar.advance(task, n))
     else:
         result = client.operations(kind).create(loaded)
-    if fmt == "table":
+    if plain_table(fmt):
         verb = "created" if result.get("created") else "exists, unchanged:"
         click.echo(f"{kind} {result['name']}:{result['version']} {verb}")
     _emit_asset(result, fmt)

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from mlyard.cli.context import make_client
-from mlyard.cli.output import Column, emit, output_option
+from mlyard.cli.output import Column, emit, output_option, plain_table
 
 TERMINAL = ("Completed", "Failed", "Canceled")
 POLL_S = 0.25
@@ -81,7 +81,7 @@ def create(ctx: click.Context, file: str, overrides: tuple[str, ...], name: str 
     client = make_client(ctx)
     result = client.jobs.create(spec, name=name, experiment_name=experiment_name, display_name=display_name,
                                 env_mode=env_mode)
-    if output != "table":
+    if not plain_table(output):
         if stream:
             result = _follow(client, result["name"], quiet=True)
         emit(result, output)
@@ -124,7 +124,7 @@ def list_(ctx: click.Context, parent_job_name: str | None, max_results: int, out
 def show(ctx: click.Context, name: str, output: str) -> None:
     """Show a job: status, inputs, outputs, steps, the error of a failed one."""
     result = make_client(ctx).jobs.get(name)
-    if output != "table":
+    if not plain_table(output):
         emit(result, output)
         return
     _print_summary(result)
