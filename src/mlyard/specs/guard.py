@@ -71,9 +71,6 @@ def check_node_graph(root: yaml.Node, source: str) -> None:
             height = max(height, child_height + 1)
             if count > MAX_NODES:
                 raise _too_many(source, node.start_mark)
-            if isinstance(child, yaml.ScalarNode) and len(child.value) > MAX_TEXT_CHARS:
-                raise _refuse(source, f"a text value of {len(child.value):,} characters; the limit is "
-                              f"{MAX_TEXT_CHARS:,}", child.start_mark)
         active.discard(key)
         done[key] = (count, height)
         return count, height

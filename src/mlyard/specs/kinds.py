@@ -149,6 +149,13 @@ class Detected:
     key: str
     evidence: str
 
+    @property
+    def default(self) -> str | None:
+        """The kind to read the file as when the command does not say: the only one, or a schedule."""
+        if len(self.kinds) == 1:
+            return next(iter(self.kinds))
+        return "schedule" if "schedule" in self.kinds else None
+
 
 def _schema_stem(value: str) -> str:
     tail = value.strip().rstrip("/").rsplit("/", 1)[-1]

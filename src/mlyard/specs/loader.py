@@ -184,14 +184,14 @@ def _kind_of(data: dict[str, Any], expected: str | None, positions: Positions) -
         if detected is not None and expected not in detected.kinds:
             raise _wrong_kind(detected, expected, positions, data)
         return expected
-    if detected is None or len(detected.kinds) != 1:
+    if detected is None or detected.default is None:
         looks = (f"it looks like {a(detected.noun)}" if detected is not None
                  else "it has no $schema mlyard knows, and no type or keys that tell")
         raise InvalidSpecError(issues=[SpecIssue(
             message=f"cannot tell which kind of file this is ({looks}); add Azure's $schema line or "
             f"give --kind ({', '.join(SPEC_KINDS)})", field="$schema" if "$schema" in data else "",
             file=positions.source, line=positions.line_of(("$schema",)) or positions.line_of(()))])
-    return next(iter(detected.kinds))
+    return detected.default
 
 
 def _wrong_kind(detected: Detected, expected: str, positions: Positions, data: dict[str, Any]) -> InvalidSpecError:
@@ -199,8 +199,8 @@ def _wrong_kind(detected: Detected, expected: str, positions: Positions, data: d
     where = f"this file is {a(detected.noun)} ({detected.evidence}), not {a(KINDS[expected].noun)}"
     if not detected.kinds:
         advice = "mlyard does not read such files"
-    elif len(detected.kinds) == 1:
-        advice = creating_command(next(iter(detected.kinds)), source, data)
+    elif detected.default is not None:
+        advice = creating_command(detected.default, source, data)
     else:
         advice = f"mlyard reads it as {' or '.join(sorted(detected.kinds))} (mlyard validate --kind)"
     return InvalidSpecError(issues=[SpecIssue(message=f"{where}; {advice}", field=detected.key, file=source,
