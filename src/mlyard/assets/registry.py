@@ -83,7 +83,9 @@ class Registry:
              .options(selectinload(Asset.files)).where(Asset.kind == "model"))
         if name is not None:
             q = q.where(Asset.name == name)
-        views = [VersionView(a, r) for a, r in s.execute(q).tuples() if not (r and r.current_stage == DELETED)]
+        # One set of tags per version: the asset's (mlyard model create/update) and MLflow's, kept in step on write.
+        views = [VersionView(a, r, tags={k: str(v) for k, v in (a.tags or {}).items()})
+                 for a, r in s.execute(q).tuples() if not (r and r.current_stage == DELETED)]
         if not views:
             return []
         ids = {v.asset.id: v for v in views}
@@ -278,6 +280,8 @@ class Registry:
                                 "path": f"azureml://datastores/{datastore}/paths/{folder}/{where.basename}"}
         if description:
             spec["description"] = description
+        if tags:
+            spec["tags"] = dict(tags)
 
         def record(s: Session, asset: Asset) -> None:
             row = self._ensure_row(s, name)
@@ -304,16 +308,15 @@ class Registry:
 
     def update_version(self, name: str, version: str, description: str | None) -> VersionView:
         def write(s: Session) -> None:
-            _, record = self._record(s, name, version)
+            view, record = self._record(s, name, version)
             record.description, record.last_updated_time = description, now_ms()
+            _set_asset_description(view.asset, description)
 
         self._db.run_in_transaction(write)
         return self.get_version(name, version)
 
     def transition_stage(self, name: str, version: str, stage: str, archive_existing: bool) -> VersionView:
-        canonical = {s.lower(): s for s in STAGES}.get(stage.lower())
-        if canonical is None:
-            raise InvalidRequestError(f"invalid model version stage {stage!r}; expected one of {', '.join(STAGES)}")
+        canonical = _stage(stage)
 
         def write(s: Session) -> None:
             view, record = self._record(s, name, version)
@@ -347,13 +350,40 @@ class Registry:
     def set_version_tag(self, name: str, version: str, key: str, value: str | None) -> None:
         def write(s: Session) -> None:
             view = self._version(s, name, version)
-            if value is None:
-                tag = s.get(ModelVersionTag, (view.asset.id, key))
-                if tag is None:
-                    raise NotFoundError(f"model version {name}:{version} has no tag {key!r}")
-                s.delete(tag)
-            else:
-                s.merge(ModelVersionTag(asset_id=view.asset.id, key=key, value=value))
+            if value is None and key not in view.tags:
+                raise NotFoundError(f"model version {name}:{version} has no tag {key!r}")
+            _set_version_tag(s, view.asset, key, value)
+
+        self._db.run_in_transaction(write)
+
+    def update_metadata(self, name: str, version: str, *, description: str | None = None,
+                        set_description: bool = False, tags: dict[str, str | None] | None = None,
+                        stage: str | None = None, actor: str) -> None:
+        """Change what may change on a version (``mlyard model update``): description, tags, stage.
+
+        Content and identity (name, version, type, path, files) never change. Tags are shared with
+        MLflow's registry: what is set here, ``get_model_version`` shows, and the other way round.
+        A tag whose value is None is removed; ``set_description`` with no description clears it.
+        """
+        canonical = _stage(stage) if stage is not None else None
+
+        def write(s: Session) -> None:
+            view, record = self._record(s, name, version)
+            missing = [k for k, v in (tags or {}).items() if v is None and k not in view.tags]
+            if missing:
+                raise NotFoundError(f"model {name}:{version} has no tag {missing[0]!r} to remove",
+                                    details={"field": f"tags.{missing[0]}"})
+            if set_description:
+                record.description = description or None
+                _set_asset_description(view.asset, description or None)
+            for key, value in (tags or {}).items():
+                _set_version_tag(s, view.asset, key, value)
+            if canonical is not None:
+                record.current_stage = canonical
+            record.last_updated_time = now_ms()
+            _event(s, "model.version_updated", f"{name}:{version}", actor,
+                   fields=sorted({*(["description"] if set_description else []),
+                                  *(f"tags.{k}" for k in tags or {}), *(["stage"] if stage is not None else [])}))
 
         self._db.run_in_transaction(write)
 
@@ -395,3 +425,42 @@ class Registry:
 
 def _number(version: str) -> tuple[int, str]:
     return (int(version), "") if version.isdigit() else (0, version)
+
+
+def _stage(stage: str) -> str:
+    canonical = {s.lower(): s for s in STAGES}.get(stage.lower())
+    if canonical is None:
+        raise InvalidRequestError(f"invalid model version stage {stage!r}; expected one of {', '.join(STAGES)}",
+                                  details={"field": "stage"})
+    return canonical
+
+
+def _set_asset_description(asset: Asset, description: str | None) -> None:
+    """Metadata, not content: the content hash stays the one the version was registered with."""
+    asset.description = description
+    spec = dict(asset.spec)  # a new dict: JSON columns see assignments, not changes in place
+    if description:
+        spec["description"] = description
+    else:
+        spec.pop("description", None)
+    asset.spec = spec
+
+
+def _set_version_tag(s: Session, asset: Asset, key: str, value: str | None) -> None:
+    """Set (or, with None, remove) a tag on both the asset and MLflow's record of the version."""
+    tags = dict(asset.tags or {})
+    if value is None:
+        tags.pop(key, None)
+    else:
+        tags[key] = value
+    asset.tags = tags
+    spec = dict(asset.spec)
+    if tags:
+        spec["tags"] = tags
+    else:
+        spec.pop("tags", None)
+    asset.spec = spec
+    if value is None:
+        s.execute(delete(ModelVersionTag).where(ModelVersionTag.asset_id == asset.id, ModelVersionTag.key == key))
+    else:
+        s.merge(ModelVersionTag(asset_id=asset.id, key=key, value=value))

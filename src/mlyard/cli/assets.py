@@ -180,3 +180,63 @@ model = asset_group("model", [
     _opt("--description", help="Description (without -f)."),
 ])
 component = asset_group("component", [])
+
+
+def _update_body(sets: tuple[str, ...], removes: tuple[str, ...]) -> dict[str, Any]:
+    """``--set description=..``/``tags.KEY=..``/``stage=..`` and ``--remove tags.KEY`` as the PATCH body."""
+    body: dict[str, Any] = {}
+    tags: dict[str, str | None] = {}
+    for item in sets:
+        field, sep, value = item.partition("=")
+        if not sep or not field:
+            raise click.BadParameter(f"{item!r} is not FIELD=VALUE, e.g. tags.stage=prod", param_hint="'--set'")
+        if field in ("description", "stage"):
+            body[field] = value
+        elif field.startswith("tags.") and len(field) > 5:
+            tags[field[5:]] = value
+        else:
+            raise click.BadParameter(_immutable(field), param_hint="'--set'")
+    for field in removes:
+        if not (field.startswith("tags.") and len(field) > 5):
+            raise click.BadParameter(f"{field!r}: only tags.KEY can be removed", param_hint="'--remove'")
+        tags[field[5:]] = None
+    if tags:
+        body["tags"] = tags
+    if not body:
+        raise click.UsageError("nothing to update: give --set description=..., --set tags.KEY=VALUE, "
+                               "--set stage=Production or --remove tags.KEY")
+    return body
+
+
+def _immutable(field: str) -> str:
+    if field == "tags":
+        return "give one tag at a time: --set tags.KEY=VALUE"
+    return (f"field {field!r} of a model version cannot change (its content and identity are immutable); "
+            "only description, tags.KEY and stage can: register a new version to change it")
+
+
+@model.command("update")
+@click.option("-n", "--name", required=True, help="Name, or NAME:VERSION.")
+@click.option("-v", "--version", help="Version (default: the latest).")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
+              help="description=TEXT, tags.KEY=VALUE or stage=None|Staging|Production|Archived (repeatable).")
+@click.option("--remove", "removes", multiple=True, metavar="tags.KEY", help="Remove a tag (repeatable).")
+@output_option
+@click.pass_context
+def model_update(ctx: click.Context, name: str, version: str | None, sets: tuple[str, ...],
+                 removes: tuple[str, ...], output: str) -> None:
+    """Change a model version's description, tags or stage, as 'az ml model update --set' does.
+
+    Content and identity (name, version, type, path, files) never change: register a new version for
+    that. Tags are those MLflow's registry shows (get_model_version), and the other way round.
+    """
+    from mlyard.specs.references import parse_asset_reference
+
+    body = _update_body(sets, removes)
+    client = make_client(ctx)
+    ref = parse_asset_reference(name)
+    version = version or ref.version or client.models.get(ref.name)["version"]
+    result = client.transport.json("PATCH", f"/api/v1/models/{ref.name}/versions/{version}", json=body)
+    if plain_table(output):
+        click.echo(f"model {result['name']}:{result['version']} updated")
+    _emit_asset(result, output)

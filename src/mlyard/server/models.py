@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlyard.store.schema import Asset
 
@@ -25,6 +25,33 @@ class AssetCreate(BaseModel):
 
     spec: dict[str, Any] = Field(description="The asset spec (Azure ML YAML fields), paths as datastore URIs.")
     files: list[FileEntryModel] = Field(default_factory=list, description="Uploaded files of the asset.")
+
+
+MODEL_MUTABLE_FIELDS = ("description", "tags", "stage")
+
+
+class ModelUpdate(BaseModel):
+    """What may change on a model version: its metadata. Content and identity (name, version, type,
+    path, files) never change; register a new version for that."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(default=None, max_length=100_000,
+                                    description="New description; null or empty clears it (omit to keep it).")
+    tags: dict[str, str | None] = Field(default_factory=dict,
+                                        description="Tags to set; a null value removes the tag. Others are kept.")
+    stage: str | None = Field(default=None, description="MLflow stage: None, Staging, Production or Archived.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_metadata(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if key not in MODEL_MUTABLE_FIELDS:
+                    raise ValueError(
+                        f"field {key!r} of a model version cannot change (content and identity are immutable); "
+                        f"only {', '.join(MODEL_MUTABLE_FIELDS)} can: register a new version to change it")
+        return data
 
 
 class AssetRead(BaseModel):

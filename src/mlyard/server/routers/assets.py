@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from mlyard.assets.service import AssetKind, FileEntry
 from mlyard.auth.tokens import Principal
 from mlyard.server.deps import get_principal, get_services
-from mlyard.server.models import AssetCreate, AssetRead
+from mlyard.server.models import AssetCreate, AssetRead, ModelUpdate
 from mlyard.server.services import Services
 from mlyard.store.schema import Asset
 
@@ -61,6 +61,15 @@ def asset_router(kind: AssetKind) -> APIRouter:
     @router.get("/{name}/versions/{version}", response_model=AssetRead, summary=f"Show a {kind} version")
     def show(name: str, version: str, services: Svc) -> AssetRead:
         return detailed(services, services.assets.get(kind, name, version))
+
+    if kind == "model":
+        @router.patch("/{name}/versions/{version}", response_model=AssetRead,
+                      summary="Update a model version's description, tags or stage (content never changes)")
+        def update(name: str, version: str, body: ModelUpdate, services: Svc, who: Who) -> AssetRead:
+            services.registry.update_metadata(
+                name, version, description=body.description, set_description="description" in body.model_fields_set,
+                tags=body.tags, stage=body.stage, actor=who.name)
+            return detailed(services, services.assets.get(kind, name, version))
 
     @router.post("/{name}/archive", response_model=list[AssetRead], summary=f"Archive a {kind} (or one version)")
     def archive(name: str, services: Svc, version: str | None = None) -> list[AssetRead]:
