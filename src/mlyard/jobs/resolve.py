@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlyard.assets.service import AssetService
-from mlyard.core.errors import InvalidRequestError, NotFoundError
+from mlyard.core.errors import InvalidRequestError, MlyardError, NotFoundError
 from mlyard.core.hashing import sha256_json
 from mlyard.jobs.data import DataRef, JobData
 from mlyard.jobs.environments import PreparedEnvironment
@@ -64,7 +64,10 @@ class StepResolver:
                 if bound.get("kind") != "data":
                     raise InvalidRequestError(f"{what}: {path} is a literal, not data")
                 return {**bound, "type": type_ or bound["type"], "mode": mode or bound.get("mode")}
-            ref = self._data.resolve(path, type_ or "uri_folder")
+            try:
+                ref = self._data.resolve(path, type_ or "uri_folder")
+            except MlyardError as exc:  # say which input it is
+                raise type(exc)(f"{what}: {exc.message}", details=exc.details) from None
             return {**ref.to_json(), "mode": mode}
         if isinstance(value, str) and "${{" in value:
             single = single_binding(value)

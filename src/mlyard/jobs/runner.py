@@ -278,12 +278,13 @@ class JobRunner(StepOutputs, StepResolver):
         settings = top.spec.get("settings") or {}
         keep_going = bool(settings.get("continue_on_step_failure"))
         try:
-            parent_inputs = {k: self._resolve_value(v, None, "pipeline input") for k, v in
+            parent_inputs = {k: self._resolve_value(v, None, f"inputs.{k}") for k, v in
                              (top.spec.get("inputs") or {}).items()}
         except MlyardError as exc:
             self._finish_children(top.name, "Canceled", "not run: the pipeline's inputs could not be resolved")
             self._finish_row(top.name, "Failed", f"pipeline inputs: {exc.message}")
             return
+        self._update(top.name, inputs=parent_inputs)  # with the content identity each input had now
         ctx = PipelineContext(top, parent_inputs)
         steps = {r.step or "": r for r in self.children(top.name)}
         pending = dict(steps)

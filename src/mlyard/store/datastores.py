@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -37,6 +37,7 @@ class WrittenFile:
 class FileInfo:
     path: str
     size: int
+    mtime: float | None = None  # seconds since the epoch, where the filesystem reports it
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ def clean_relpath(path: str) -> str:
         )
     if any(ord(c) < 32 or c == "\x7f" for c in norm):
         raise InvalidRequestError(f"invalid datastore path {path!r}: control characters are not allowed in paths")
+    try:
+        norm.encode()
+    except UnicodeEncodeError:
+        raise InvalidRequestError(f"invalid datastore path {path!r}: it is not valid UTF-8 text") from None
     if len(norm) > MAX_PATH_CHARS or any(len(p.encode()) > MAX_NAME_BYTES for p in parts):
         raise InvalidRequestError(
             f"datastore path too long: at most {MAX_PATH_CHARS} characters, and {MAX_NAME_BYTES} bytes per name"
@@ -252,12 +257,13 @@ class FsspecDatastore:
         if not self.fs.exists(base):
             return
         if self.fs.isfile(base):
-            yield FileInfo(clean_relpath(prefix), int(self.fs.info(base)["size"]))
+            info = self.fs.info(base)
+            yield FileInfo(clean_relpath(prefix), int(info["size"]), _mtime(info))
             return
         for full, info in sorted(self.fs.find(base, detail=True).items()):
             if posixpath.basename(full).startswith(TMP_PREFIX):
                 continue
-            yield FileInfo(full[len(self.root) + 1 :], int(info["size"]))
+            yield FileInfo(full[len(self.root) + 1 :], int(info["size"]), _mtime(info))
 
     def local_path(self, path: str) -> str | None:
         return self._full(path) if self.is_local else None
@@ -283,6 +289,11 @@ class FsspecDatastore:
             self.fs.rm(full, recursive=True)
         except FileNotFoundError:
             pass
+
+
+def _mtime(info: dict[str, Any]) -> float | None:
+    value = info.get("mtime")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _fsync_dir(folder: str) -> None:
