@@ -59,6 +59,7 @@ class AssetService:
 
     def create(self, kind: AssetKind, spec: dict[str, Any], files: list[FileEntry], actor: str, *,
                reuse_identical: bool = True, on_create: Callable[[Session, Asset], None] | None = None,
+               allow_missing_path: bool = False, warnings: builtins.list[str] | None = None,
                ) -> tuple[Asset, bool]:
         """Create a version (or return the identical existing one). Returns (asset, created).
 
@@ -67,6 +68,9 @@ class AssetService:
                 same (False: always take the next number, as MLflow's registry does).
             on_create: called in the creating transaction with the new row, to write what belongs
                 with it (the registry's record of an MLflow model version).
+            allow_missing_path: accept a datastore path that holds no file yet (it is refused
+                otherwise); what was accepted is said in ``warnings``.
+            warnings: receives what the caller should tell the user.
         """
         loaded = load_spec_dict(spec, kind)
         clean = loaded.spec.model_dump(mode="json", exclude_none=True, by_alias=True)
@@ -74,6 +78,10 @@ class AssetService:
         name = str(clean["name"])
         requested_version = clean.pop("version", None)
         manifest = self._verify_files(kind, clean, files)
+        if not manifest:
+            missing = self._missing_path(kind, name, clean, allow_missing_path)
+            if missing and warnings is not None:
+                warnings.append(missing)
         fields = spec_fields(kind, clean)
         content_hash = sha256_json({"kind": kind, "spec": {k: v for k, v in clean.items() if k != "name"},
                                     "files": [(f.path, f.sha256, f.size) for f in manifest]})
@@ -104,6 +112,27 @@ class AssetService:
         with self._create_lock:
             asset, created = self._db.run_in_transaction(attempt)
         return self.get(kind, asset.name, asset.version) if created else asset, created
+
+    def _missing_path(self, kind: str, name: str, spec: dict[str, Any], allow: bool) -> str | None:
+        """An asset registered by a datastore path must find files there (a typo would otherwise give jobs
+        an empty folder); with ``allow``, the warning to show instead of the refusal."""
+        uri = spec_fields(kind, spec).content_uri
+        if not uri:
+            return None
+        datastore, path = parse_datastore_uri(uri)
+        store = self._datastores.get(datastore)  # an unknown datastore is refused either way
+        rel = path.strip("/")
+        if rel and next(iter(store.list_files(rel)), None) is not None:
+            return None
+        what = (f"datastore {datastore!r} has no file at {rel!r}" if rel
+                else f"it names no folder inside datastore {datastore!r}")
+        if allow:
+            return (f"{kind} {name}: {uri} holds no files yet ({what}); jobs that read it fail until data is "
+                    f"uploaded there ('mlyard datastore upload --name {datastore} --src <local path> --path {rel}')")
+        raise InvalidRequestError(
+            f"{kind} {name}: path {uri} holds no files ({what}); upload the data first with 'mlyard datastore "
+            f"upload --name {datastore} --src <local path> --path {rel}', or register it anyway with "
+            "--allow-missing-path", details={"field": "path", "datastore": datastore, "path": rel})
 
     def _same_or_conflict(self, existing: Asset, content_hash: str, clean: dict[str, Any]) -> Asset:
         if existing.content_hash == content_hash:

@@ -55,7 +55,7 @@ def _local_bytes(kind: str, spec: dict[str, Any]) -> int:
 
 
 def _create(ctx: click.Context, kind: str, file: str | None, overrides: tuple[str, ...], name: str | None,
-            version: str | None, shortcut: dict[str, Any], fmt: str) -> None:
+            version: str | None, shortcut: dict[str, Any], fmt: str, allow_missing_path: bool = False) -> None:
     from mlyard.specs import load_spec, load_spec_dict
 
     if file:
@@ -80,9 +80,12 @@ def _create(ctx: click.Context, kind: str, file: str | None, overrides: tuple[st
         with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                       TransferSpeedColumn(), transient=True) as bar:
             task = bar.add_task(f"uploading {spec.get('name')}", total=total)
-            result = client.operations(kind).create(loaded, progress=lambda _p, n: bar.advance(task, n))
+            result = client.operations(kind).create(loaded, progress=lambda _p, n: bar.advance(task, n),
+                                                    allow_missing_path=allow_missing_path)
     else:
-        result = client.operations(kind).create(loaded)
+        result = client.operations(kind).create(loaded, allow_missing_path=allow_missing_path)
+    for warning in result.get("warnings") or []:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
     if plain_table(fmt):
         verb = "created" if result.get("created") else "exists, unchanged:"
         click.echo(f"{kind} {result['name']}:{result['version']} {verb}")
@@ -102,12 +105,15 @@ def asset_group(kind: str, shortcut_options: list[click.Option]) -> click.Group:
                   help="Override a field before validation (repeatable), e.g. --set version=2.")
     @click.option("-n", "--name", help="Name (wins over the file).")
     @click.option("-v", "--version", help="Version (wins over the file; default: the next integer).")
+    @click.option("--allow-missing-path", is_flag=True,
+                  help="Register an azureml://datastores/... path that holds no files yet, with a warning "
+                       "(refused otherwise).")
     @output_option
     @click.pass_context
     def create(ctx: click.Context, /, file: str | None, overrides: tuple[str, ...], name: str | None,
-               version: str | None, output: str, **shortcut: Any) -> None:
+               version: str | None, allow_missing_path: bool, output: str, **shortcut: Any) -> None:
         """Create a version from a YAML file (local content is uploaded first)."""
-        _create(ctx, kind, file, overrides, name, version, shortcut, output)
+        _create(ctx, kind, file, overrides, name, version, shortcut, output, allow_missing_path)
 
     for opt in shortcut_options:
         create.params.append(opt)
@@ -139,7 +145,8 @@ def asset_group(kind: str, shortcut_options: list[click.Option]) -> click.Group:
                   help="Folder to download into; files land in <path>/<name>/.")
     @click.pass_context
     def download(ctx: click.Context, name: str, version: str | None, download_path: str) -> None:
-        """Download a version's files, verifying each sha256."""
+        """Download a version's files, verifying each sha256 (an asset registered by a datastore path: the
+        files there now). An asset with no files is an error."""
         target = make_client(ctx).operations(kind).download(name, version, download_path=download_path)
         click.echo(f"downloaded to {os.path.relpath(target)}")
 

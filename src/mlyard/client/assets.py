@@ -9,6 +9,7 @@ from typing import Any
 
 from mlyard.client.http import Transport
 from mlyard.client.uploads import Progress, fetch_file, plan_upload, upload_plan
+from mlyard.core.errors import NotFoundError
 from mlyard.specs import LoadedSpec
 from mlyard.specs.content import local_content_paths, spec_fields
 from mlyard.specs.references import parse_asset_reference, parse_datastore_uri
@@ -33,8 +34,13 @@ class AssetOperations:
         self._base = f"/api/v1/{SEGMENTS[kind]}"
         self._default_datastore = default_datastore
 
-    def create(self, spec: LoadedSpec | dict[str, Any], *, progress: Progress | None = None) -> dict[str, Any]:
-        """Upload any local content the spec names, then create the version on the server."""
+    def create(self, spec: LoadedSpec | dict[str, Any], *, progress: Progress | None = None,
+               allow_missing_path: bool = False) -> dict[str, Any]:
+        """Upload any local content the spec names, then create the version on the server.
+
+        A datastore path that holds no files is refused unless ``allow_missing_path`` (then the
+        result's ``warnings`` say so).
+        """
         body = (
             spec.spec.model_dump(mode="json", exclude_none=True, by_alias=True)
             if isinstance(spec, LoadedSpec) else dict(spec)
@@ -47,7 +53,8 @@ class AssetOperations:
             _set(body, field, uri)
             if field == content_field:
                 files = [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in plan.files]
-        result: dict[str, Any] = self._t.json("POST", self._base, json={"spec": body, "files": files})
+        params = {"allow_missing_path": "true"} if allow_missing_path else {}
+        result: dict[str, Any] = self._t.json("POST", self._base, json={"spec": body, "files": files}, params=params)
         return result
 
     def list(self, name: str | None = None, *, include_archived: bool = False) -> builtins.list[dict[str, Any]]:
@@ -81,16 +88,31 @@ class AssetOperations:
 
     def download(self, name: str, version: str | None = None, *, download_path: str | Path = ".",
                  progress: Progress | None = None) -> Path:
-        """Download a version's files to ``<download_path>/<name>/``, verifying every sha256."""
+        """Download a version's files to ``<download_path>/<name>/``, verifying every sha256.
+
+        An asset registered by its datastore path lists no files of its own: what is there now is
+        downloaded. An asset with no files at all is a ``NotFoundError`` naming it and its path.
+        """
         asset = self.get(name, version)
         target = Path(download_path) / str(asset["name"])
         uri = spec_fields(self.kind, asset["spec"]).content_uri
-        if not uri or not asset["files"]:
-            target.mkdir(parents=True, exist_ok=True)
-            return target
-        datastore, path = parse_datastore_uri(uri)
+        files: list[dict[str, Any]] = list(asset["files"])
+        datastore, path = parse_datastore_uri(uri) if uri else ("", "")
         root = posixpath.dirname(path.rstrip("/"))
-        for f in asset["files"]:
-            fetch_file(self._t, datastore, f"{root}/{f['path']}", target / f["path"], sha256=f["sha256"],
-                       progress=progress)
+        if uri and not files and path.strip("/"):
+            found = self._t.json("GET", f"/api/v1/datastores/{datastore}/files",
+                                 params={"prefix": path.strip("/"), "max_results": 100_000})
+            files = [{"path": posixpath.relpath(f["path"], root) if root else f["path"], "sha256": None}
+                     for f in found]
+        if not files:
+            what = f"{self.kind} {asset['name']}:{asset['version']}"
+            raise NotFoundError(
+                f"{what} has no files to download: its path {asset.get('path')} holds none"
+                + (f"; upload data there with 'mlyard datastore upload --name {datastore} --src <local path> "
+                   f"--path {path.strip('/')}'" if uri else ""),
+                details={"kind": self.kind, "name": asset["name"], "version": asset["version"],
+                         "path": asset.get("path")})
+        for f in files:
+            fetch_file(self._t, datastore, f"{root}/{f['path']}" if root else f["path"], target / f["path"],
+                       sha256=f["sha256"], progress=progress)
         return target

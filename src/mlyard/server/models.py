@@ -71,6 +71,8 @@ class AssetRead(BaseModel):
     created: bool | None = Field(default=None, description="On create: whether a new version was written.")
     registry: dict[str, Any] | None = Field(
         default=None, description="Models: what the MLflow registry knows (run, source, stage, aliases, lineage).")
+    warnings: list[str] = Field(default_factory=list, description="On create: what the user should know "
+                                "(a path accepted with allow_missing_path that holds no files yet).")
 
     @classmethod
     def of(cls, row: Asset, created: bool | None = None, registry: dict[str, Any] | None = None) -> AssetRead:

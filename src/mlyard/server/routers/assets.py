@@ -31,12 +31,17 @@ def asset_router(kind: AssetKind) -> APIRouter:
     router = APIRouter(prefix=f"/api/v1/{seg}", tags=[seg])
 
     @router.post("", response_model=AssetRead, status_code=201, summary=f"Create a {kind} version")
-    def create(body: AssetCreate, response: Response, services: Svc, who: Who) -> AssetRead:
+    def create(body: AssetCreate, response: Response, services: Svc, who: Who,
+               allow_missing_path: Annotated[bool, Query(description=(
+                   "Accept a datastore path that holds no files yet, with a warning (refused otherwise)."))] = False,
+               ) -> AssetRead:
         files = [FileEntry(f.path, f.sha256, f.size) for f in body.files]
-        row, created = services.assets.create(kind, body.spec, files, actor=who.name)
+        warnings: list[str] = []
+        row, created = services.assets.create(kind, body.spec, files, actor=who.name,
+                                              allow_missing_path=allow_missing_path, warnings=warnings)
         if not created:
             response.status_code = 200
-        return AssetRead.of(row, created=created)
+        return AssetRead.of(row, created=created).model_copy(update={"warnings": warnings})
 
     @router.get("", response_model=list[AssetRead], summary=f"List {seg}")
     def list_(
