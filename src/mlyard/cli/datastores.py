@@ -1,4 +1,4 @@
-"""``mlyard datastore list``."""
+"""``mlyard datastore list`` and ``upload``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,25 @@ def list_(ctx: click.Context, output: str) -> None:
     rows = make_client(ctx).transport.json("GET", "/api/v1/datastores")
     emit(rows, output, [("name", lambda r: r["name"]), ("type", lambda r: r["type"]),
                         ("default", lambda r: "yes" if r["is_default"] else ""), ("root", lambda r: r["root"])])
+
+
+@datastore.command("upload")
+@click.option("-s", "--src", required=True, type=click.Path(exists=True),
+              help="Local file or folder to upload.")
+@click.option("-p", "--path", "path", required=True,
+              help="Destination inside the datastore (data/train), or azureml://datastores/<name>/paths/<path>. "
+                   "A folder's contents land under it; a file lands at it, or in it when it ends with '/'.")
+@click.option("-n", "--name", help="Datastore (default: the workspace's default datastore).")
+@click.option("--overwrite", is_flag=True, help="Replace files that already hold other content.")
+@click.pass_context
+def upload(ctx: click.Context, src: str, path: str, name: str | None, overwrite: bool) -> None:
+    """Upload a local file or folder into a datastore, verified by sha256; prints its azureml:// URI.
+
+    Files already there with the same content are skipped. Register the result as data with
+    'mlyard data create --name N --type uri_folder --path <the printed URI>'.
+    """
+    uri = make_client(ctx).datastores.upload(src, path, name, overwrite=overwrite)
+    click.echo(uri)
 
 
 @datastore.command("show")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlyard.client.assets import AssetOperations
+from mlyard.client.datastores import DatastoreOperations
 from mlyard.client.http import Transport
 from mlyard.client.jobs import JobOperations
 from mlyard.core.errors import InvalidRequestError
@@ -30,6 +31,7 @@ class MlyardClient:
         self.models = AssetOperations(self.transport, "model", default_datastore)
         self.components = AssetOperations(self.transport, "component", default_datastore)
         self.jobs = JobOperations(self.transport, default_datastore)
+        self.datastores = DatastoreOperations(self.transport, default_datastore)
 
     @classmethod
     def from_env(cls, url: str | None = None, token: str | None = None, workspace: Path | None = None) -> MlyardClient:

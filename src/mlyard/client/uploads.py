@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from mlyard.client.http import Transport, raise_for_error
 from mlyard.core.errors import InvalidRequestError, StorageError
@@ -83,19 +84,28 @@ def _stream(path: Path, progress: Progress | None) -> Iterator[bytes]:
 
 def upload_plan(transport: Transport, datastore: str, plan: UploadPlan, progress: Progress | None = None) -> str:
     """Upload the planned files that the server lacks; returns the datastore URI of the upload."""
-    for f in plan.files:
-        url = f"/api/v1/datastores/{datastore}/paths/{plan.folder}/{f.path}"
+    put_files(transport, datastore, [(f, f"{plan.folder}/{f.path}") for f in plan.files], progress)
+    return f"azureml://datastores/{datastore}/paths/{plan.folder}/{plan.basename}"
+
+
+def put_files(transport: Transport, datastore: str, files: list[tuple[LocalFile, str]],
+              progress: Progress | None = None, *, overwrite: bool = False) -> None:
+    """Upload each local file to its datastore path, verified by its sha256; files already there are skipped.
+
+    Other content at a path is a ``ConflictError`` unless ``overwrite``.
+    """
+    for f, dest in files:
+        url = f"/api/v1/datastores/{quote(datastore, safe='')}/paths/{quote(dest)}"
         head = transport.request("HEAD", url)
         if head.status_code == 200 and head.headers.get(SHA_HEADER) == f.sha256:
             if progress:
                 progress(str(f.source), f.size)
             continue
         transport.request(
-            "PUT", url, content=_stream(f.source, progress),
+            "PUT", url, content=_stream(f.source, progress), params={"overwrite": "true"} if overwrite else None,
             headers={SHA_HEADER: f.sha256, "Content-Type": "application/octet-stream",
                      "Content-Length": str(f.size)},
         )
-    return f"azureml://datastores/{datastore}/paths/{plan.folder}/{plan.basename}"
 
 
 def fetch_file(transport: Transport, datastore: str, path: str, dest: Path, *, sha256: str | None = None,

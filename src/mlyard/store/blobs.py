@@ -15,11 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlyard.core.errors import ConflictError, NotFoundError
-from mlyard.core.hashing import tree_hash
+from mlyard.core.hashing import sha256_stream, tree_hash
+from mlyard.core.timeutil import utcnow
 from mlyard.store.datastores import Datastore, FsspecDatastore, WrittenFile, clean_relpath
 from mlyard.store.db import Database
-from mlyard.store.schema import Blob
+from mlyard.store.schema import Asset, AssetFile, Blob
 from mlyard.store.schema import Datastore as DatastoreRow
+
+UPLOAD_FOLDER = "LocalUpload/"
 
 
 class DatastoreRegistry:
@@ -87,21 +90,30 @@ class BlobService:
         return blob
 
     async def upload(
-        self, datastore: str, path: str, chunks: AsyncIterator[bytes], sha256: str | None
+        self, datastore: str, path: str, chunks: AsyncIterator[bytes], sha256: str | None, *, overwrite: bool = False
     ) -> tuple[WrittenFile, bool]:
-        """Store ``chunks`` at ``path``; returns the file and whether it was new."""
+        """Store ``chunks`` at ``path``; returns the file and whether it was new.
+
+        Other content at ``path`` is a conflict, unless ``overwrite``: then it is replaced, except
+        under ``LocalUpload/`` (content-addressed) and where the file belongs to a registered asset.
+        """
         rel = clean_relpath(path)
         store: Datastore = self._datastores.get(datastore)
+        if overwrite:
+            self._check_replaceable(datastore, rel)
         with self._db.session() as s:
             existing = find_blob(s, datastore, rel)
-        if existing is not None and sha256 and existing.sha256 != sha256.lower():
+        if not overwrite and existing is not None and sha256 and existing.sha256 != sha256.lower():
             raise self._conflict(datastore, rel, existing.sha256, sha256)
 
         def check(sha: str) -> None:
+            if overwrite:
+                return
             with self._db.session() as s:
                 row = find_blob(s, datastore, rel)
-            if row is not None and row.sha256 != sha:
-                raise self._conflict(datastore, rel, row.sha256, sha)
+            have = row.sha256 if row is not None else self._unrecorded_sha256(datastore, rel)
+            if have is not None and have != sha:
+                raise self._conflict(datastore, rel, have, sha)
 
         written = await store.write_stream(rel, chunks, sha256, before_commit=check)
 
@@ -111,11 +123,43 @@ class BlobService:
                 s.add(Blob(datastore=datastore, path=rel, sha256=written.sha256, size=written.size))
                 return True
             if row.sha256 != written.sha256:
-                raise self._conflict(datastore, rel, row.sha256, written.sha256)
+                if not overwrite:
+                    raise self._conflict(datastore, rel, row.sha256, written.sha256)
+                row.sha256, row.size, row.created_at = written.sha256, written.size, utcnow()
+                return True
             return False
 
         created = self._db.run_in_transaction(record)
         return written, created
+
+    def _unrecorded_sha256(self, datastore: str, rel: str) -> str | None:
+        """The sha256 of a file put at ``rel`` outside mlyard (None when there is none)."""
+        store = self._datastores.get(datastore)
+        if store.size(rel) is None:
+            return None
+        with store.open_read(rel) as stream:
+            return sha256_stream(stream)[0]
+
+    def _check_replaceable(self, datastore: str, rel: str) -> None:
+        if rel.startswith(UPLOAD_FOLDER):
+            raise ConflictError(f"{rel!r} in datastore {datastore!r} is content-addressed (under {UPLOAD_FOLDER}) "
+                                "and never changes; upload to another path", details={"path": rel})
+        parts = rel.split("/")
+        # an asset's files are stored relative to the folder holding its path: try each folder above rel
+        candidates = {"/".join(parts[i:]): "/".join(parts[:i]) for i in range(len(parts))}
+        with self._db.session() as s:
+            rows = s.execute(select(Asset.kind, Asset.name, Asset.version, Asset.path, AssetFile.path)
+                             .join(AssetFile, AssetFile.asset_id == Asset.id)
+                             .where(AssetFile.path.in_(list(candidates)))).all()
+        prefix = f"azureml://datastores/{datastore}/paths/"
+        for kind, name, version, asset_path, file_path in rows:
+            if asset_path and asset_path.startswith(prefix):
+                folder = posixpath.dirname(asset_path[len(prefix):].strip("/"))
+                if folder == candidates[file_path]:
+                    raise ConflictError(
+                        f"{rel!r} in datastore {datastore!r} is a file of {kind} {name}:{version}, and a registered "
+                        "version never changes; upload to another path and register a new version",
+                        details={"path": rel, "asset": f"{name}:{version}"})
 
     def freeze_tree(self, datastore: str, prefix: str, basename: str) -> tuple[str, list[WrittenFile]]:
         """Copy every file under ``prefix`` to ``LocalUpload/<tree hash>/<basename>/...``, recorded as blobs.
@@ -157,8 +201,11 @@ class BlobService:
 
     @staticmethod
     def _conflict(datastore: str, rel: str, have: str, got: str) -> ConflictError:
+        what = ("files written through mlyard never change; write to a new path" if rel.startswith(UPLOAD_FOLDER)
+                else "files written through mlyard never change unless replaced on purpose: write to a new path, "
+                "or replace it with 'mlyard datastore upload --overwrite'")
         return ConflictError(
             f"{rel!r} in datastore {datastore!r} already holds other content (sha256 {have[:12]}..., "
-            f"not {got[:12]}...): files written through mlyard never change; write to a new path",
+            f"not {got[:12]}...): {what}",
             details={"datastore": datastore, "path": rel},
         )

@@ -55,9 +55,14 @@ async def upload(
     response: Response,
     services: Svc,
     sha256: Annotated[str | None, Header(alias=SHA_HEADER, pattern=r"^[0-9a-fA-F]{64}$")] = None,
+    overwrite: Annotated[bool, Query(description=(
+        "Replace other content at the path (never under LocalUpload/, nor a registered asset's file)."))] = False,
 ) -> BlobRead:
-    """Stream the body into ``path``; with ``X-Mlyard-Sha256`` the content is verified first."""
-    written, created = await services.blobs.upload(name, path, request.stream(), sha256)
+    """Stream the body into ``path``; with ``X-Mlyard-Sha256`` the content is verified first.
+
+    Other content already at ``path`` is a 409 unless ``overwrite``.
+    """
+    written, created = await services.blobs.upload(name, path, request.stream(), sha256, overwrite=overwrite)
     if not created:
         response.status_code = 200
     return BlobRead(datastore=name, path=written.path, sha256=written.sha256, size=written.size,
