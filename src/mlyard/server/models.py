@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -28,6 +28,9 @@ class AssetCreate(BaseModel):
 
 
 MODEL_MUTABLE_FIELDS = ("description", "tags", "stage")
+# MLflow's limits on a model version tag
+TagKey = Annotated[str, Field(min_length=1, max_length=250)]
+TagValue = Annotated[str, Field(max_length=5000)]
 
 
 class ModelUpdate(BaseModel):
@@ -38,8 +41,8 @@ class ModelUpdate(BaseModel):
 
     description: str | None = Field(default=None, max_length=100_000,
                                     description="New description; null or empty clears it (omit to keep it).")
-    tags: dict[str, str | None] = Field(default_factory=dict,
-                                        description="Tags to set; a null value removes the tag. Others are kept.")
+    tags: dict[TagKey, TagValue | None] = Field(
+        default_factory=dict, description="Tags to set; a null value removes the tag. Others are kept.")
     stage: str | None = Field(default=None, description="MLflow stage: None, Staging, Production or Archived.")
 
     @model_validator(mode="before")
