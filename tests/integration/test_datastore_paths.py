@@ -136,11 +136,13 @@ def test_pipeline_steps_rerun_when_the_files_behind_a_path_change(yard: JobYard)
     write(yard.root / "v2" / "rows.csv", "a,b\n9,9,9\n")
     yard.cli("datastore", "upload", "--src", str(yard.root / "v2" / "rows.csv"), "--path",
              "reuse/by-asset/rows.csv", "--overwrite")
-    changed = steps_of(yard.completed(path))
+    pipeline = yard.completed(path)
+    changed = steps_of(pipeline)
     assert changed["from_asset"]["reused_from"] is None and seen(changed["from_asset"]) == "a,b\n9,9,9\n"
     assert changed["from_uri"]["reused_from"] == first["from_uri"]["name"]
     identity = changed["from_asset"]["inputs"]["data"]["identity"]
     assert identity.startswith("tree:") and identity != first["from_asset"]["inputs"]["data"]["identity"]
+    assert pipeline["inputs"]["by_asset"]["identity"] == identity  # recorded on the pipeline too
 
     # a file changed by hand behind a direct URI, with the same size as the bytes mlyard recorded for it
     csv = store / "reuse" / "direct" / "rows.csv"
