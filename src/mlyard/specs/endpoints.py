@@ -7,14 +7,15 @@ both layouts come out the same.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from mlyard.specs.assets import InlineModel
-from mlyard.specs.base import Documented, Name, SpecModel, StrMap, Text, spec_error, typed_union
+from mlyard.specs.base import Documented, Name, SpecModel, StrMap, Text, load_context, spec_error, typed_union
 from mlyard.specs.commands import AssetRef, EnvironmentField, Resources
-from mlyard.specs.paths import LocalPath, check_exists
+from mlyard.specs.paths import LocalPath, check_exists, is_local
 from mlyard.specs.pipelines import PipelineComponentField, PipelineSettings
 
 
@@ -42,11 +43,6 @@ class CodeConfiguration(SpecModel):
     @model_validator(mode="after")
     def _exists(self, info: ValidationInfo) -> CodeConfiguration:
         check_exists(self.code, info, what="code", expect="dir", subpath=("code",))
-        from pathlib import Path
-
-        from mlyard.specs.base import load_context
-        from mlyard.specs.paths import is_local
-
         if load_context(info).check_paths and is_local(self.code) and Path(self.code).is_dir():
             if not (Path(self.code) / self.scoring_script).is_file():
                 raise spec_error(f"scoring script '{self.scoring_script}' is not in '{self.code}'", "scoring_script")
