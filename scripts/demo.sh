@@ -13,7 +13,7 @@ say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 now() { "$PY" -c 'import time; print(time.time())'; }
 elapsed() { "$PY" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$2"; }
 
-if [ -f "$WS/.mlyard/server.pid" ]; then "$MLYARD" --workspace "$WS" server stop || true; fi
+if [ -f "$WS/.mlyard/server.lock" ]; then "$MLYARD" --workspace "$WS" server stop || true; fi
 rm -rf "$WS"
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # mlflow's telemetry would try the internet from the demo's own python snippets.
