@@ -72,6 +72,29 @@ def test_an_error_in_a_schedules_job_file_names_that_file(tmp_path: Path) -> Non
     assert (Path(str(issue.file)).name, issue.line, issue.field) == ("job.yml", 5, "resources.instance_count")
 
 
+def test_an_error_in_a_schedules_override_names_the_schedule(tmp_path: Path) -> None:
+    _write(tmp_path / "job.yml", f"""\
+        type: command
+        command: echo ${{{{inputs.lr}}}}
+        environment: {ENV}
+        inputs:
+          lr: 0.1
+        """)
+    schedule = _write(tmp_path / "schedule.yml", """\
+        name: nightly
+        trigger: {type: cron, expression: "0 3 * * *"}
+        create_job:
+          job: ./job.yml
+          inputs:
+            lr: 0.2
+          resources: {instance_count: 0}
+        """)
+    issue = _error(load_spec, schedule, "schedule").issues[0]
+    assert (Path(str(issue.file)).name, issue.line, issue.field) == ("schedule.yml", 7, "resources.instance_count")
+    assert load_spec(schedule, "schedule", overrides=["create_job.resources.instance_count=1"]).to_dict()[
+        "create_job"]["inputs"] == {"lr": 0.2}
+
+
 def test_a_nameless_component_is_refused_only_when_registered(tmp_path: Path) -> None:
     component = _write(tmp_path / "c.yml", f"""\
         type: command

@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from mlyard.specs.limits import MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS
+from mlyard.specs.source import PathKey, Positions
 
 SPEC_ISSUE = "spec_issue"
 CONTEXT_KEY = "mlyard"
@@ -62,8 +63,9 @@ def show(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-NestedLoader = Callable[[Path, str, "LoadContext", dict[str, Any]], Any]
-"""Loads a file a spec names: (path, kind, the naming file's context, top-level overrides) -> spec."""
+NestedLoader = Callable[[Path, str, "LoadContext", dict[str, Any], PathKey], Any]
+"""Loads a file a spec names: (path, kind, the naming file's context, top-level overrides, where the
+overrides sit in the naming file) -> spec."""
 
 
 @dataclass
@@ -80,15 +82,21 @@ class LoadContext:
     warnings: list[str] = field(default_factory=list)
     stack: tuple[Path, ...] = ()
     load_file: NestedLoader | None = None
+    positions: Positions | None = None
+    """Lines of the document being loaded (set by the loader)."""
 
     def as_pydantic(self) -> dict[str, Any]:
         return {CONTEXT_KEY: self}
 
-    def load_nested(self, path: Path, kind: str, overrides: dict[str, Any] | None = None) -> Any:
-        """Load ``path`` as an anonymous ``kind`` (its errors point into that file)."""
+    def load_nested(self, path: Path, kind: str, overrides: dict[str, Any] | None = None, at: PathKey = ()) -> Any:
+        """Load ``path`` as an anonymous ``kind`` (its errors point into that file).
+
+        ``overrides`` replace top-level keys of the file; they sit at ``at`` in this document, where
+        errors in them point.
+        """
         if self.load_file is None:
             raise spec_error(f"'{path}' is a local file, and nothing here can read it; send its content inline")
-        return self.load_file(path, kind, self, overrides or {})
+        return self.load_file(path, kind, self, overrides or {}, at)
 
 
 def load_context(info: ValidationInfo) -> LoadContext:

@@ -21,7 +21,14 @@ from mlyard.specs.base import SPEC_ISSUE, LoadContext, SpecModel, control_charac
 from mlyard.specs.components import registered_name_problem
 from mlyard.specs.guard import find_excess
 from mlyard.specs.kinds import KINDS, NOUNS, OTHER_KIND_KEYS, Detected, a, creating_command, detect_kind
-from mlyard.specs.source import PathKey, Positions, apply_overrides, format_path, read_yaml_file
+from mlyard.specs.source import (
+    OverlaidPositions,
+    PathKey,
+    Positions,
+    apply_overrides,
+    format_path,
+    read_yaml_file,
+)
 
 SPEC_KINDS: dict[str, Any] = {name: kind.model for name, kind in KINDS.items()}
 """Every kind of file mlyard reads, by the name the CLI uses (``mlyard validate --kind``)."""
@@ -112,6 +119,7 @@ def _validate(
     registered: bool = True,
 ) -> LoadedSpec:
     source = ctx.source
+    ctx.positions = positions
     what = expected or "spec"
     if data is None:
         raise InvalidSpecError(issues=[SpecIssue(message=f"the file is empty; expected a mapping of {what} fields",
@@ -146,7 +154,7 @@ def _validate(
 
 
 def _root_issue(message: str, positions: Positions, field_name: str) -> InvalidSpecError:
-    return InvalidSpecError(issues=[SpecIssue(message=message, field=field_name, file=positions.source,
+    return InvalidSpecError(issues=[SpecIssue(message=message, field=field_name, file=positions.source_of(()),
                                               line=positions.line_of(()))])
 
 
@@ -155,8 +163,8 @@ def _check_values(data: dict[str, Any], positions: Positions) -> None:
     excess = find_excess(data)
     if excess is not None:
         message, path = excess
-        raise InvalidSpecError(issues=[SpecIssue(message=message, field=format_path(path), file=positions.source,
-                                                 line=positions.line_of(path))])
+        raise InvalidSpecError(issues=[SpecIssue(message=message, field=format_path(path),
+                                                 file=positions.source_of(path), line=positions.line_of(path))])
     stack: list[tuple[Any, PathKey]] = [(data, ())]
     while stack:
         value, path = stack.pop()
@@ -167,7 +175,7 @@ def _check_values(data: dict[str, Any], positions: Positions) -> None:
                     where = (*path, key)
                     raise InvalidSpecError(issues=[SpecIssue(
                         message=f"the key {show(key)} contains the control character {bad}; keys and names hold "
-                        "printable characters only", field=format_path(where), file=positions.source,
+                        "printable characters only", field=format_path(where), file=positions.source_of(where),
                         line=positions.line_of(where))])
                 stack.append((item, (*path, key)))
         elif isinstance(value, list):
@@ -216,13 +224,13 @@ def _refuse_other_kind_keys(spec: Any, positions: Positions) -> None:
             noun = NOUNS.get(type(spec).__name__, type(spec).__name__.lower())
             raise InvalidSpecError(issues=[SpecIssue(
                 message=f"'{key}' belongs to {owner}, not to {a(noun)}: fix the file's type (or $schema), or remove "
-                "the key", field=key, file=positions.source, line=positions.line_of((key,)))])
+                "the key", field=key, file=positions.source_of((key,)), line=positions.line_of((key,)))])
 
 
 # -- nested files -----------------------------------------------------------------------------------------
 
 
-def _load_nested(path: Path, kind: str, ctx: LoadContext, overrides: dict[str, Any]) -> Any:
+def _load_nested(path: Path, kind: str, ctx: LoadContext, overrides: dict[str, Any], at: PathKey) -> Any:
     """Load a file another spec names (a pipeline's component, a schedule's job) as an anonymous ``kind``.
 
     Its errors point into that file; top-level keys of ``overrides`` replace the file's (a
@@ -234,6 +242,8 @@ def _load_nested(path: Path, kind: str, ctx: LoadContext, overrides: dict[str, A
     data, positions = read_yaml_file(path)
     if isinstance(data, dict) and overrides:
         data = _deep_merge(data, overrides)
+        if ctx.positions is not None:
+            positions = OverlaidPositions(positions, ctx.positions, at, overrides)
     nested = LoadContext(base_path=path.parent, source=str(path), check_paths=ctx.check_paths,
                          warnings=ctx.warnings, stack=(*ctx.stack, resolved), load_file=_load_nested)
     return _validate(data, kind, positions, nested, registered=False).spec
@@ -315,7 +325,7 @@ def _issues(exc: ValidationError, data: dict[str, Any], positions: Positions) ->
         else:
             path, _ = _walk(data, (), loc, keep_last=False)
             message = _message(error)
-        issue = SpecIssue(message=message, field=format_path(path), file=positions.source,
+        issue = SpecIssue(message=message, field=format_path(path), file=positions.source_of(path),
                           line=positions.line_of(path))
         if issue not in issues:
             issues.append(issue)
@@ -333,7 +343,8 @@ def _strip_unknown(value: Any, path: PathKey, positions: Positions, warnings: li
             for key in list(extra):
                 where = (*path, key)
                 line = positions.line_of(where)
-                at = f"{positions.source}:{line}" if line else positions.source
+                source = positions.source_of(where)
+                at = f"{source}:{line}" if line else source
                 warnings.append(f"{at}: {format_path(where)}: unknown key '{key}' ignored (not part of the "
                                 f"{kind} schema; check its spelling)")
                 del extra[key]

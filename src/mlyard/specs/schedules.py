@@ -104,7 +104,7 @@ def _create_job(value: Any, info: ValidationInfo) -> Any:
         raise spec_error(f"job file '{path}' does not exist (relative paths start from the YAML file's folder)",
                          *where)
     overrides = {k: v for k, v in value.items() if k != "job"} if isinstance(value, dict) else {}
-    return ctx.load_nested(path, "job", overrides)
+    return ctx.load_nested(path, "job", overrides, at=("create_job",))
 
 
 def _import_data(value: Any, info: ValidationInfo) -> Any:

@@ -40,6 +40,43 @@ class Positions:
                 return line
         return None
 
+    def source_of(self, path: PathKey) -> str:
+        """The file that holds ``path``."""
+        return self.source
+
+
+class OverlaidPositions(Positions):
+    """A named file's positions, where some top-level keys come from the file that names it.
+
+    A schedule's ``create_job: {job: ./job.yml, inputs: ...}`` overrides keys of ``job.yml``: an
+    error in those keys points at the schedule, the others at ``job.yml``.
+    """
+
+    def __init__(self, inner: Positions, outer: Positions, prefix: PathKey, keys: Iterable[str]) -> None:
+        super().__init__(inner.source, inner.lines)
+        self.outer, self.prefix, self.keys = outer, prefix, frozenset(keys)
+
+    def _outer_holds(self, path: PathKey) -> bool:
+        """Whether the outer file says more about ``path`` than the inner one (merged mappings mix both)."""
+        if not path or path[0] not in self.keys:
+            return False
+        return _known_depth(self.outer.lines, path, self.prefix) >= _known_depth(self.lines, path, ())
+
+    def line_of(self, path: PathKey) -> int | None:
+        if self._outer_holds(path):
+            return self.outer.line_of((*self.prefix, *path))
+        return super().line_of(path)
+
+    def source_of(self, path: PathKey) -> str:
+        return self.outer.source_of(self.prefix) if self._outer_holds(path) else self.source
+
+
+def _known_depth(lines: dict[PathKey, int], path: PathKey, prefix: PathKey) -> int:
+    for end in range(len(path), 0, -1):
+        if (*prefix, *path[:end]) in lines:
+            return end
+    return 0
+
 
 class _Loader(yaml.SafeLoader):
     """The safe loader; kept separate so nothing is registered on PyYAML's own class.
