@@ -155,6 +155,10 @@ def test_model_update_sets_metadata_shared_with_mlflow(server: ServerProcess, ml
                       "-o", "json", env=env)
     assert json.loads(removed.stdout) == {"validated": "yes"}
     assert mlflow_client.get_model_version("upd-model", "1").tags == {"validated": "yes"}
+    mlflow_client.set_registered_model_alias("upd-model", "champion", "1")
+    by_alias = run_cli("model", "update", "-n", "upd-model@champion", "--set", "tags.served=yes", "--query",
+                       "[[version, tags.served]]", "-o", "tsv", env=env)
+    assert by_alias.stdout == "1\tyes\n"
 
     # registering the same file again is still a no-op: metadata changes are not content changes
     again = run_cli("model", "create", "-f", str(spec), "-v", "1", env=env)

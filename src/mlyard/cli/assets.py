@@ -223,7 +223,7 @@ def _immutable(field: str) -> str:
 
 
 @model.command("update")
-@click.option("-n", "--name", required=True, help="Name, or NAME:VERSION.")
+@click.option("-n", "--name", required=True, help="Name, or NAME:VERSION, or NAME@alias.")
 @click.option("-v", "--version", help="Version (default: the latest).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
               help="description=TEXT, tags.KEY=VALUE or stage=None|Staging|Production|Archived (repeatable).")
@@ -237,13 +237,11 @@ def model_update(ctx: click.Context, name: str, version: str | None, sets: tuple
     Content and identity (name, version, type, path, files) never change: register a new version for
     that. Tags are those MLflow's registry shows (get_model_version), and the other way round.
     """
-    from mlyard.specs.references import parse_asset_reference
-
     body = _update_body(sets, removes)
     client = make_client(ctx)
-    ref = parse_asset_reference(name)
-    version = version or ref.version or client.models.get(ref.name)["version"]
-    result = client.transport.json("PATCH", f"/api/v1/models/{ref.name}/versions/{version}", json=body)
+    target = client.models.get(name, version)  # NAME, NAME:V, NAME@alias or the latest, as 'model show' reads it
+    result = client.transport.json("PATCH", f"/api/v1/models/{target['name']}/versions/{target['version']}",
+                                   json=body)
     if plain_table(output):
         click.echo(f"model {result['name']}:{result['version']} updated")
     _emit_asset(result, output)
