@@ -10,13 +10,16 @@ from typing import Any
 
 import anyio
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlyard.auth.tokens import Principal
-from mlyard.core.errors import UnauthenticatedError
+from mlyard.core.errors import InvalidRequestError, UnauthenticatedError
+from mlyard.server.bodies import decode_json
 from mlyard.server.mlflow.protocol import is_mlflow_path, mlflow_error
 from mlyard.server.services import Services
-from mlyard.store.audit import PendingAudit, pending_audit
+from mlyard.store.audit import PendingAudit, pending_audit, write_entry
+from mlyard.store.refusals import Entry, RefusalLog
 
 log = logging.getLogger("mlyard.server")
 
@@ -49,12 +52,18 @@ class AuthMiddleware:
     def __init__(self, app: ASGIApp, services: Callable[[], Services]) -> None:
         self.app = app
         self.services = services
+        self.refusals = RefusalLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, self._flushing(receive), send)
+            return
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         services = self.services()
+        if self.refusals.due():  # a minute of counted refusals has ended: its summaries
+            await self._write(services, self.refusals.sweep())
         token = _bearer(scope)
         principal: Principal | None = None
         if token is not None:  # the store is read (in a worker thread) only on a cache miss
@@ -65,8 +74,10 @@ class AuthMiddleware:
                 f"{reason}: send 'Authorization: Bearer <token>' with the token 'mlyard workspace init' "
                 "printed (the CLI reads MLYARD_TOKEN or the workspace's .mlyard/client.yaml)"
             )
-            if scope["method"] in MUTATING:
-                await self._settle(services, PendingAudit("anonymous", scope["method"], scope["path"]), 401)
+            if scope["method"] in MUTATING:  # at a bounded rate: anyone can send these (store/refusals.py)
+                client = scope.get("client")
+                await self._write(services, self.refusals.refuse(client[0] if client else None, scope["method"],
+                                                                 scope["path"]))
             body = mlflow_error(err)[0] if is_mlflow_path(scope["path"]) else err.to_dict()
             await _send_json(send, 401, body, [(b"www-authenticate", b"Bearer")])
             return
@@ -104,9 +115,86 @@ class AuthMiddleware:
         if audit.settled(status):  # committed with the change, and it ended as expected
             return
         try:
-            await anyio.to_thread.run_sync(audit.settle, services.db, status)
+            await anyio.to_thread.run_sync(audit.settle, services.db.run_in_transaction, status)
         except Exception:  # an audit failure must not turn a done request into an error
             log.exception("could not write the audit entry for %s %s", audit.action, audit.resource)
+
+    @staticmethod
+    async def _write(services: Services, entries: list[Entry]) -> None:
+        if not entries:
+            return
+
+        def write(s: Session) -> None:
+            for entry in entries:
+                write_entry(s.connection(), *entry)
+
+        try:
+            await anyio.to_thread.run_sync(services.db.run_in_transaction, write)
+        except Exception:
+            log.exception("could not write %d audit entries of refused requests", len(entries))
+
+    def _flushing(self, receive: Receive) -> Receive:
+        """``receive`` for the lifespan: at shutdown, before the store closes, the counts still held are written."""
+
+        async def wrapped() -> Message:
+            message = await receive()
+            entries = self.refusals.flush() if message["type"] == "lifespan.shutdown" else []
+            if entries:  # only then: a server whose start-up failed has no services to write with
+                await self._write(self.services(), entries)
+            return message
+
+        return wrapped
+
+
+def _is_json(scope: Scope) -> bool:
+    for key, value in scope.get("headers", []):
+        if key == b"content-type":
+            media: bytes = value.split(b";", 1)[0].strip().lower()
+            return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+    return False
+
+
+class JsonBodyMiddleware:
+    """Holds mlyard's own routes' JSON bodies to :func:`decode_json`'s rules before FastAPI parses them.
+
+    FastAPI reads bodies with the standard library, which takes ``NaN``, ``1e400`` (infinity), lone
+    surrogates and any integer; each would fail later, deep in the store, as a server error. MLflow's
+    routes decode their bodies themselves (``mlflow/protocol.py``), with the same function.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in MUTATING or is_mlflow_path(scope["path"]) \
+                or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body.strip():
+            try:
+                decode_json(body, exact_integers=True)
+            except InvalidRequestError as err:
+                await _send_json(send, 400, err.to_dict(), [])
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 class MlflowUiPrefixMiddleware:

@@ -13,21 +13,22 @@ request refused before any write) the server writes it on its own.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import Connection, Table, insert, update
+from sqlalchemy.orm import Session
 
 from mlyard.store.schema import AuditEntry
-
-if TYPE_CHECKING:
-    from mlyard.store.db import Database
 
 _TABLE = cast(Table, AuditEntry.__table__)
 _INSERT = insert(_TABLE)
 _SET_STATUS = update(_TABLE)
 
 State = Literal["open", "claimed", "written", "closed"]
+# ``Database.run_in_transaction``: this module is below ``db.py``, which imports it
+Transact = Callable[[Callable[[Session], Any]], Any]
 
 
 def write_entry(conn: Connection, actor: str, action: str, resource: str, status: int) -> int:
@@ -72,7 +73,7 @@ class PendingAudit:
                 return True
             return False
 
-    def settle(self, db: Database, status: int) -> None:
+    def settle(self, transact: Transact, status: int) -> None:
         """Make the log say how the request ended, once its response is ready (it may block; later calls do nothing)."""
         with self._changed:
             while self._state == "claimed":  # a transaction carrying it is still committing
@@ -82,9 +83,9 @@ class PendingAudit:
             return
         if state == "written":
             statement = _SET_STATUS.where(_TABLE.c.id == self.entry_id).values(status=status)
-            db.run_in_transaction(lambda s: s.connection().execute(statement))
+            transact(lambda s: s.connection().execute(statement))
         else:
-            db.run_in_transaction(lambda s: write_entry(s.connection(), self.actor, self.action, self.resource, status))
+            transact(lambda s: write_entry(s.connection(), self.actor, self.action, self.resource, status))
 
 
 pending_audit: ContextVar[PendingAudit | None] = ContextVar("mlyard_pending_audit", default=None)
