@@ -282,6 +282,8 @@ def _order(
 ) -> list[OrderBy]:
     orders: list[OrderBy] = []
     for item in items or []:
+        if not isinstance(item, str):
+            raise FilterError(f"Invalid order_by clause {item!r}: each clause is a string like 'name DESC'")
         key_text, ascending = split_order_by(item)
         entity, field = resolve(key_text.strip())
         if entity not in entities:
@@ -377,6 +379,8 @@ def parse_logged_model_order_by(items: Sequence[Mapping[str, object]] | None) ->
     """
     orders = []
     for item in items or []:
+        if not isinstance(item, Mapping):
+            raise FilterError(f"Invalid order_by {item!r}: each clause is an object with field_name and ascending")
         name, ascending = item.get("field_name"), item.get("ascending", True)
         dataset_name, dataset_digest = item.get("dataset_name") or None, item.get("dataset_digest") or None
         if not isinstance(name, str) or not name or not isinstance(ascending, bool):

@@ -22,6 +22,11 @@ TokenKind = Literal[
 ValueKind = Literal["string", "ident", "int", "float", "list", "other"]
 
 
+# MLflow sets no bound; its server fails (a recursion error, SQLite's "expression tree is too large") somewhere
+# short of a thousand. A hundred conditions is far more than a search needs and far from any store's limit.
+MAX_CLAUSES = 100
+
+
 class FilterError(ValueError):
     """A filter or order_by clause MLflow's server refuses with INVALID_PARAMETER_VALUE."""
 
@@ -207,6 +212,9 @@ def split_clauses(text: str, operations: bool = False) -> list[RawClause]:
             raise FilterError(f"Invalid filter {text!r}: put AND before {clause.text!r}")
         after_value = clause.value is not None
         clauses.append(clause)
+        if len(clauses) > MAX_CLAUSES:
+            raise FilterError(f"Invalid filter {text[:80]!r}...: it joins more than {MAX_CLAUSES} conditions; "
+                              f"use at most {MAX_CLAUSES}")
     return clauses
 
 

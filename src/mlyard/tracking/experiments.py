@@ -18,6 +18,7 @@ from mlyard.core.timeutil import now_ms
 from mlyard.specs.search_filters import Condition, FilterError, parse_experiment_filter, parse_experiment_order_by
 from mlyard.store.db import Database
 from mlyard.store.tracking_schema import Experiment, ExperimentTag, Run
+from mlyard.tracking.checks import INT64_MAX, INT64_MIN, check_display_name, check_key
 from mlyard.tracking.sql import lifecycle_clause, string_compare
 
 ARTIFACT_ROOT = "mlflow-artifacts:/mlflow"
@@ -32,11 +33,6 @@ class ExperimentView:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def check_key(kind: str, key: str, limit: int = 250) -> None:
-    if not key or len(key) > limit:
-        raise InvalidRequestError(f"{kind} key {key[:40]!r} must be 1 to {limit} characters")
-
-
 class ExperimentService:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -49,6 +45,9 @@ class ExperimentService:
             key = int(experiment_id)
         except (TypeError, ValueError):
             raise NotFoundError(f"no experiment with id {experiment_id!r}") from None
+        if not INT64_MIN <= key <= INT64_MAX:
+            raise InvalidRequestError(f"experiment id {key} is beyond a signed 64-bit integer; experiment ids are "
+                                      "the numbers MLflow's clients show")
         row = s.get(Experiment, key)
         if row is None:
             raise NotFoundError(f"no experiment with id {experiment_id!r}")
@@ -75,7 +74,7 @@ class ExperimentService:
 
     def create(self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None) -> str:
         """Create an experiment; returns its id (MLflow ids are strings of integers)."""
-        name = (name or "").strip()
+        name = check_display_name("experiment", name or "").strip()
         if not name or len(name) > MAX_NAME:
             raise InvalidRequestError(f"experiment name must be 1 to {MAX_NAME} characters")
         if artifact_location:
@@ -99,7 +98,7 @@ class ExperimentService:
         return self._db.run_in_transaction(write)
 
     def rename(self, experiment_id: str, new_name: str) -> None:
-        new_name = (new_name or "").strip()
+        new_name = check_display_name("experiment", new_name or "").strip()
         if not new_name or len(new_name) > MAX_NAME:
             raise InvalidRequestError(f"experiment name must be 1 to {MAX_NAME} characters")
 

@@ -22,8 +22,8 @@ from mlyard.specs.search_match import matches
 from mlyard.store.db import Database
 from mlyard.store.registry_schema import LoggedModel, LoggedModelParam, LoggedModelTag
 from mlyard.store.tracking_schema import Metric, RunOutput
+from mlyard.tracking.checks import check_display_name, check_key, to_int64
 from mlyard.tracking.experiments import ExperimentService
-from mlyard.tracking.records import check_name
 from mlyard.tracking.runs import RunService
 
 BAD_NAME_CHARACTERS = ("/", ":", ".", "%", '"', "'")  # MLflow's: names become artifact paths and URIs
@@ -70,10 +70,12 @@ class LoggedModels:
     def create(self, experiment_id: str, name: str | None, source_run_id: str | None, model_type: str | None,
                params: dict[str, str], tags: dict[str, str]) -> LoggedModelView:
         for key in [*params, *tags]:
-            check_name("logged model param or tag", key)
+            check_key("logged model param or tag", key)
         if name is not None and (not name or any(c in name for c in BAD_NAME_CHARACTERS)):
             raise InvalidRequestError(f"invalid model name {name!r}: it must be a non-empty string without any of "
                                       f"{' '.join(BAD_NAME_CHARACTERS)}")
+        if name is not None:
+            check_display_name("logged model", name)
 
         def write(s: Session) -> str:
             experiment = ExperimentService.row(s, experiment_id)
@@ -115,7 +117,7 @@ class LoggedModels:
         def write(s: Session) -> None:
             self._row(s, model_id)
             for key, value in tags.items():
-                check_name("tag", key)
+                check_key("tag", key)
                 s.merge(LoggedModelTag(model_id=model_id, key=key, value=value))
 
         self._db.run_in_transaction(write)
@@ -135,7 +137,7 @@ class LoggedModels:
         def write(s: Session) -> None:
             self._row(s, model_id)
             for key, value in params.items():
-                check_name("param", key)
+                check_key("param", key)
                 s.merge(LoggedModelParam(model_id=model_id, key=key, value=value))
 
         self._db.run_in_transaction(write)
@@ -155,7 +157,7 @@ class LoggedModels:
         """Logged models of the experiments matching MLflow's filter, newest first."""
         try:
             conditions = parse_logged_model_filter(filter_text)
-            ids = [int(e) for e in experiment_ids]
+            ids = [to_int64("experiment id", e) for e in experiment_ids]
         except FilterError as exc:
             raise InvalidRequestError(str(exc)) from None
         except (TypeError, ValueError):

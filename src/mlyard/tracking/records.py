@@ -9,7 +9,6 @@ value (logging a different one is an error, as in MLflow).
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, cast
@@ -22,14 +21,13 @@ from mlyard.core.paging import Page, decode_after, encode_after
 from mlyard.core.timeutil import now_ms
 from mlyard.store.db import Database
 from mlyard.store.tracking_schema import Dataset, LatestMetric, Metric, Param, Run, RunInput, RunTag
+from mlyard.tracking.checks import check_display_name, check_key, to_int64, to_metric_value
 from mlyard.tracking.runs import RUN_NAME_TAG, RunService
 
-MAX_KEY = 250
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
-_KEY_RE = re.compile(r"^[/\w.\- :]*$")
 
 
 @dataclass(frozen=True)
@@ -50,27 +48,11 @@ _POINT_COLUMNS = (Metric.key, Metric.value, Metric.timestamp, Metric.step, Metri
                   Metric.dataset_name, Metric.dataset_digest, Metric.run_id, Metric.id)
 
 
-def check_name(kind: str, key: Any) -> str:
-    """MLflow's rule for metric, param and tag keys: word characters, ``/ . - :`` and spaces; no ``..``."""
-    if not isinstance(key, str) or not key:
-        raise InvalidRequestError(f"{kind} key is missing; give a name")
-    if len(key) > MAX_KEY:
-        raise InvalidRequestError(f"{kind} key {key[:40]!r}... is longer than {MAX_KEY} characters")
-    if not _KEY_RE.match(key) or ".." in key.split("/") or key.startswith("/"):
-        raise InvalidRequestError(f"invalid {kind} name {key!r}: use letters, digits, underscores, dashes, periods, "
-                                  "spaces, colons and slashes, not a path like '../x' or '/x'")
-    return key
-
-
 def metric_point(key: Any, value: Any, timestamp: Any, step: Any, **link: Any) -> MetricPoint:
-    check_name("metric", key)
-    try:
-        number = float(value)
-        ts = int(timestamp) if timestamp is not None else now_ms()
-        st = int(step) if step not in (None, "") else 0
-    except (TypeError, ValueError):
-        raise InvalidRequestError(f"metric {key!r}: value must be a number, timestamp and step integers; got "
-                                  f"value={value!r}, timestamp={timestamp!r}, step={step!r}") from None
+    check_key("metric", key)
+    number = to_metric_value(key, value)
+    ts = to_int64(f"metric {key!r}: timestamp", timestamp) if timestamp not in (None, "") else now_ms()
+    st = to_int64(f"metric {key!r}: step", step) if step not in (None, "") else 0
     return MetricPoint(key, number, ts, st, **link)
 
 
@@ -128,13 +110,15 @@ class RunLogger:
         if len(params) > MAX_PARAMS_TAGS_PER_BATCH or len(tags) > MAX_PARAMS_TAGS_PER_BATCH:
             raise InvalidRequestError(f"a batch holds at most {MAX_PARAMS_TAGS_PER_BATCH} params and as many tags")
         for key, value in params.items():
-            check_name("param", key)
+            check_key("param", key)
             if len(value) > MAX_PARAM_VALUE:
                 raise InvalidRequestError(f"param {key!r} value is longer than {MAX_PARAM_VALUE} characters")
         for key, value in tags.items():
-            check_name("tag", key)
+            check_key("tag", key)
             if len(value) > MAX_TAG_VALUE:
                 raise InvalidRequestError(f"tag {key!r} value is longer than {MAX_TAG_VALUE} characters")
+        if RUN_NAME_TAG in tags:  # the run's name
+            check_display_name("run", tags[RUN_NAME_TAG])
 
         def write(s: Session) -> None:
             RunService.check_active(s, run_id)

@@ -7,7 +7,6 @@ sometimes as strings; ``mlflow_params`` reads either into one mapping. Errors le
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -25,7 +24,9 @@ from mlyard.core.errors import (
     PermissionDeniedError,
     UnauthenticatedError,
 )
+from mlyard.server.bodies import decode_json
 from mlyard.store.tracking_schema import Dataset
+from mlyard.tracking.checks import INT64_MAX, to_int64
 from mlyard.tracking.experiments import ExperimentView
 from mlyard.tracking.records import PointRow
 from mlyard.tracking.runs import RunView
@@ -65,10 +66,7 @@ async def mlflow_params(request: Request) -> dict[str, Any]:
     if request.method != "GET":
         raw = await request.body()
         if raw.strip():
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                raise InvalidRequestError("the request body is not valid JSON") from None
+            body = decode_json(raw)
             if not isinstance(body, dict):
                 raise InvalidRequestError("the request body must be a JSON object")
             params.update(body)
@@ -88,6 +86,8 @@ def text(params: dict[str, Any], key: str, *, required: bool = False, default: s
         return default
     if isinstance(value, dict | list):
         raise InvalidRequestError(f"parameter '{key}' must be a string")
+    if isinstance(value, float) and abs(value) > INT64_MAX:  # an integer beyond 64 bits, as orjson reads it
+        raise InvalidRequestError(f"parameter '{key}' is {value:g}, a number beyond a signed 64-bit integer")
     return str(value)
 
 
@@ -101,12 +101,7 @@ def integer(params: dict[str, Any], key: str) -> int | None:
     value = params.get(key)
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise InvalidRequestError(f"parameter '{key}' must be an integer")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise InvalidRequestError(f"parameter '{key}' must be an integer; got {value!r}") from None
+    return to_int64(f"parameter '{key}'", value)
 
 
 def listing(params: dict[str, Any], key: str) -> list[Any]:

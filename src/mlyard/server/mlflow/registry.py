@@ -13,6 +13,7 @@ from mlyard.core.paging import max_results
 from mlyard.server.deps import get_principal, get_services
 from mlyard.server.mlflow.protocol import MLFLOW_API, key_values, listing, mlflow_params, required, tags_json, text
 from mlyard.server.services import Services
+from mlyard.tracking.checks import check_display_name, check_key
 
 router = APIRouter(prefix=MLFLOW_API, tags=["mlflow registry"])
 Svc = Annotated[Services, Depends(get_services)]
@@ -47,12 +48,21 @@ def model_json(m: ModelView) -> dict[str, Any]:
     return out
 
 
+def _tags(p: dict[str, Any]) -> dict[str, str]:
+    """The request's tags, their keys held to MLflow's rule."""
+    tags = key_values(p.get("tags"), "tags")
+    for key in tags:
+        check_key("tag", key)
+    return tags
+
+
 # -- registered models --------------------------------------------------------------------------------------
 
 
 @router.post("/registered-models/create")
 def create_model(p: Params, svc: Svc) -> dict[str, Any]:
-    view = svc.registry.create_model(required(p, "name"), text(p, "description"), key_values(p.get("tags"), "tags"))
+    view = svc.registry.create_model(check_display_name("registered model", required(p, "name")),
+                                     text(p, "description"), _tags(p))
     return {"registered_model": model_json(view)}
 
 
@@ -68,7 +78,8 @@ def update_model(p: Params, svc: Svc) -> dict[str, Any]:
 
 @router.post("/registered-models/rename")
 def rename_model(p: Params, svc: Svc) -> dict[str, Any]:
-    return {"registered_model": model_json(svc.registry.rename_model(required(p, "name"), required(p, "new_name")))}
+    new_name = check_display_name("registered model", required(p, "new_name"))
+    return {"registered_model": model_json(svc.registry.rename_model(required(p, "name"), new_name))}
 
 
 @router.delete("/registered-models/delete")
@@ -95,7 +106,8 @@ def latest_versions(p: Params, svc: Svc) -> dict[str, Any]:
 
 @router.post("/registered-models/set-tag")
 def set_model_tag(p: Params, svc: Svc) -> dict[str, Any]:
-    svc.registry.set_model_tag(required(p, "name"), required(p, "key"), text(p, "value", default="") or "")
+    svc.registry.set_model_tag(required(p, "name"), check_key("tag", required(p, "key")),
+                               text(p, "value", default="") or "")
     return EMPTY
 
 
@@ -128,7 +140,7 @@ def get_by_alias(p: Params, svc: Svc) -> dict[str, Any]:
 @router.post("/model-versions/create")
 def create_version(p: Params, svc: Svc, who: Who) -> dict[str, Any]:
     view = svc.registry.create_version(required(p, "name"), required(p, "source"), text(p, "run_id"),
-                                       key_values(p.get("tags"), "tags"), text(p, "run_link"),
+                                       _tags(p), text(p, "run_link"),
                                        text(p, "description"), text(p, "model_id"), who.name)
     return {"model_version": version_json(view)}
 
@@ -174,7 +186,7 @@ def download_uri(p: Params, svc: Svc) -> dict[str, Any]:
 
 @router.post("/model-versions/set-tag")
 def set_version_tag(p: Params, svc: Svc) -> dict[str, Any]:
-    svc.registry.set_version_tag(required(p, "name"), required(p, "version"), required(p, "key"),
+    svc.registry.set_version_tag(required(p, "name"), required(p, "version"), check_key("tag", required(p, "key")),
                                  text(p, "value", default="") or "")
     return EMPTY
 

@@ -25,6 +25,7 @@ from mlyard.server.mlflow.protocol import (
     text,
 )
 from mlyard.server.services import Services
+from mlyard.tracking.checks import check_key
 from mlyard.tracking.records import metric_point
 
 router = APIRouter(prefix=MLFLOW_API, tags=["mlflow tracking"])
@@ -39,8 +40,11 @@ EMPTY: dict[str, Any] = {}
 
 @router.post("/runs/create")
 def create_run(p: Params, svc: Svc, who: Who) -> Response:
+    tags = key_values(p.get("tags"), "tags")
+    for key in tags:  # here, not in the service: a job's run carries its Azure tags, whatever their keys
+        check_key("tag", key)
     view = svc.runs.create(text(p, "experiment_id"), text(p, "user_id"), text(p, "run_name"),
-                           integer(p, "start_time"), key_values(p.get("tags"), "tags"), who.name)
+                           integer(p, "start_time"), tags, who.name)
     return reply({"run": run_json(view)})
 
 
