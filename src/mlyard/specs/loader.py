@@ -1,9 +1,10 @@
 """Loading Azure ML YAML into typed specs: ``load_spec`` (a file) and ``load_spec_dict`` (a mapping).
 
-The order is the Azure CLI's: read the YAML, apply ``--set`` overrides, let ``--name``/``--version``
-win, validate. Every problem becomes a ``SpecIssue`` with the file, the line of the offending key
-and its field path; unknown keys become warnings (with their line) and are dropped, except in the
-sub-objects Azure passes through (``keep_unknown``).
+The order is the Azure CLI's: read the YAML (within ``specs.limits``), apply ``--set`` overrides, let
+``--name``/``--version`` win, find the kind (``specs.kinds``: the file's word, checked against the
+command's), validate. Every problem becomes a ``SpecIssue`` with the file, the line of the offending
+key and its field path (``specs.issues``); unknown keys become warnings, except keys of another kind.
+Files a spec names are loaded through ``LoadContext.load_nested``, which points back here.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from mlyard.core.errors import InvalidSpecError, SpecIssue
-from mlyard.specs.base import SPEC_ISSUE, LoadContext, SpecModel, control_character, show, spec_error
+from mlyard.specs.base import LoadContext, SpecModel, control_character, show, spec_error
 from mlyard.specs.components import registered_name_problem
 from mlyard.specs.guard import find_excess
+from mlyard.specs.issues import issues_of, strip_unknown
 from mlyard.specs.kinds import KINDS, NOUNS, OTHER_KIND_KEYS, Detected, a, creating_command, detect_kind
 from mlyard.specs.source import (
     OverlaidPositions,
@@ -139,7 +141,7 @@ def _validate(
     try:
         spec = _adapter(kind_used).validate_python(data, context=ctx.as_pydantic())
     except ValidationError as exc:
-        raise InvalidSpecError(issues=_issues(exc, data, positions)) from None
+        raise InvalidSpecError(issues=issues_of(exc, data, positions)) from None
     if kind_used == "schedule" and kind == "monitor" and spec.create_monitor is None:
         raise _root_issue("a monitor needs create_monitor", positions, "create_monitor")
     spec_name = getattr(spec, "name", None)
@@ -149,7 +151,7 @@ def _validate(
         raise InvalidSpecError(issues=[SpecIssue(message=problem, field="name", file=source,
                                                  line=positions.line_of(("name",)))])
     _refuse_other_kind_keys(spec, positions)
-    _strip_unknown(spec, (), positions, ctx.warnings, kind)
+    strip_unknown(spec, (), positions, ctx.warnings, kind)
     return LoadedSpec(kind=kind, spec=spec, warnings=ctx.warnings, source=source)
 
 
@@ -258,103 +260,3 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
-
-
-# -- errors -------------------------------------------------------------------------------------------
-
-
-def _walk(data: Any, path: PathKey, parts: Iterable[Any], keep_last: bool) -> tuple[PathKey, Any]:
-    """Follow ``parts`` through ``data``; parts that are not keys (union tags) are skipped.
-
-    With ``keep_last``, a final part that is not in the data (a missing field) is kept.
-    """
-    items = list(parts)
-    node = data
-    for i, part in enumerate(items):
-        if isinstance(node, dict) and part in node:
-            path, node = (*path, part), node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            path, node = (*path, part), node[part]
-        elif keep_last and i == len(items) - 1 and isinstance(part, str):
-            path, node = (*path, part), None
-    return path, node
-
-
-_FRIENDLY = {
-    "int_parsing": "expected an integer", "int_type": "expected an integer", "int_from_float": "expected an integer",
-    "float_parsing": "expected a number", "float_type": "expected a number",
-    "bool_parsing": "expected true or false", "bool_type": "expected true or false",
-    "string_type": "expected a string", "dict_type": "expected a mapping", "model_type": "expected a mapping",
-    "model_attributes_type": "expected a mapping", "list_type": "expected a list",
-    "time_delta_parsing": "expected an ISO-8601 duration such as P7D", "time_delta_type": "expected a duration",
-}
-
-
-def _message(error: Any) -> str:
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    got = f"; got {show(error.get('input'))}"
-    if kind in _FRIENDLY:
-        return _FRIENDLY[kind] + got
-    if kind == "literal_error":
-        return f"expected one of {ctx.get('expected')}{got}"
-    bounds = {"greater_than_equal": ("at least", "ge"), "greater_than": ("greater than", "gt"),
-              "less_than_equal": ("at most", "le"), "less_than": ("less than", "lt")}
-    if kind in bounds:
-        words, key = bounds[kind]
-        return f"must be {words} {ctx.get(key)}{got}"
-    if kind == "string_pattern_mismatch":
-        return f"{show(error.get('input'))} is not allowed here: it must match {ctx.get('pattern')}"
-    if kind == "too_short":
-        return f"must have at least {ctx.get('min_length')} item(s)"
-    return f"{error['msg']}{got}"
-
-
-def _issues(exc: ValidationError, data: dict[str, Any], positions: Positions) -> list[SpecIssue]:
-    issues: list[SpecIssue] = []
-    for error in exc.errors(include_url=False):
-        loc = error["loc"]
-        if error["type"] == SPEC_ISSUE:
-            ctx = error.get("ctx") or {}
-            path, node = _walk(data, (), loc, keep_last=False)
-            path, _ = _walk(node, path, ctx.get("subpath", []), keep_last=True)
-            message = str(ctx.get("message", error["msg"]))
-        elif error["type"] == "missing":
-            path, _ = _walk(data, (), loc, keep_last=True)
-            message = f"required field '{loc[-1]}' is missing"
-        else:
-            path, _ = _walk(data, (), loc, keep_last=False)
-            message = _message(error)
-        issue = SpecIssue(message=message, field=format_path(path), file=positions.source_of(path),
-                          line=positions.line_of(path))
-        if issue not in issues:
-            issues.append(issue)
-    return issues
-
-
-# -- unknown keys ---------------------------------------------------------------------------------------
-
-
-def _strip_unknown(value: Any, path: PathKey, positions: Positions, warnings: list[str], kind: str) -> None:
-    """Warn about and drop unknown keys, depth first, except where Azure passes them through."""
-    if isinstance(value, SpecModel):
-        extra = value.__pydantic_extra__
-        if extra and not type(value).keep_unknown:
-            for key in list(extra):
-                where = (*path, key)
-                line = positions.line_of(where)
-                source = positions.source_of(where)
-                at = f"{source}:{line}" if line else source
-                warnings.append(f"{at}: {format_path(where)}: unknown key '{key}' ignored (not part of the "
-                                f"{kind} schema; check its spelling)")
-                del extra[key]
-        for name, info in type(value).model_fields.items():
-            _strip_unknown(getattr(value, name), (*path, info.alias or name), positions, warnings, kind)
-    elif isinstance(value, BaseModel):
-        return
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _strip_unknown(item, (*path, key), positions, warnings, kind)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _strip_unknown(item, (*path, i), positions, warnings, kind)
