@@ -244,6 +244,9 @@ def test_versions_input_names_and_output_paths_refuse_what_names_refuse() -> Non
     assert _error(load_spec_dict, data, "data").issues[0].field == "version"
     job = {"type": "command", "command": "echo", "environment": ENV, "inputs": {"lr\n": 1}}
     assert _error(load_spec_dict, job, "job").issues[0].field == "inputs.lr\n"
+    env = {"type": "command", "command": "echo", "environment": ENV + "\n"}
+    issue = _error(load_spec_dict, env, "job").issues[0]
+    assert issue.field == "environment" and "control character" in issue.message
     out = {"type": "command", "command": "echo", "environment": ENV,
            "outputs": {"o": {"path": "azureml://datastores/workspaceblobstore/paths/a/../../b"}}}
     issue = _error(load_spec_dict, out, "job").issues[0]

@@ -118,6 +118,9 @@ def parse_asset_reference(text: str) -> AssetReference:
     s = text.strip()
     if not s:
         raise _fail("asset reference", text, "it is empty", ASSET_REFERENCE_FORMS)
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
+        raise _fail("asset reference", text, "it contains a control character (a newline, tab or NUL)",
+                    ASSET_REFERENCE_FORMS)
     if s.lower().startswith("azureml://registries/"):
         m = _REGISTRY_RE.match(s)
         if not m:
