@@ -33,10 +33,10 @@ def list_(ctx: click.Context, output: str) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace files that already hold other content.")
 @click.pass_context
 def upload(ctx: click.Context, src: str, path: str, name: str | None, overwrite: bool) -> None:
-    """Upload a local file or folder into a datastore, verified by sha256; prints its azureml:// URI.
+    """Upload a local file or folder to a datastore path; prints its azureml:// URI.
 
-    Files already there with the same content are skipped. Register the result as data with
-    'mlyard data create --name N --type uri_folder --path <the printed URI>'.
+    Every file is verified by its sha256; files already there with the same content are skipped.
+    Register the result as data with 'mlyard data create --name N --type uri_folder --path <URI>'.
     """
     uri = make_client(ctx).datastores.upload(src, path, name, overwrite=overwrite)
     click.echo(uri)
