@@ -476,3 +476,26 @@ def test_logged_model_order_by() -> None:
         with pytest.raises(FilterError) as info:
             parse_logged_model_order_by([bad])
         assert message in str(info.value)
+
+
+def test_a_filter_joins_at_most_a_hundred_conditions() -> None:
+    assert len(parse_run_filter(" and ".join(["metrics.a > 1"] * 100))) == 100
+    with pytest.raises(FilterError, match="more than 100 conditions"):
+        parse_run_filter(" and ".join(["metrics.a > 1"] * 1000))
+    with pytest.raises(FilterError, match="more than 100 conditions"):
+        parse_experiment_filter(" AND ".join(["name = 'a'"] * 101))
+
+
+def test_a_refusal_quotes_a_huge_filter_in_part() -> None:
+    huge = "attribute.run_id IN (" + ",".join(f"{i}" for i in range(100_000)) + ")"
+    with pytest.raises(FilterError) as caught:
+        parse_run_filter(huge)
+    assert len(str(caught.value)) <= 1000 and str(caught.value).startswith("Invalid list")
+
+
+@pytest.mark.parametrize("items", [[{"": None}], [["name"]], [1]])
+def test_order_by_clauses_are_strings(items: list[object]) -> None:
+    with pytest.raises(FilterError, match="each clause is a string"):
+        parse_experiment_order_by(items)  # type: ignore[arg-type]
+    with pytest.raises(FilterError, match="each clause is an object|needs a field_name"):
+        parse_logged_model_order_by(items)  # type: ignore[arg-type]

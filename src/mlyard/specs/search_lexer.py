@@ -30,6 +30,11 @@ MAX_CLAUSES = 100
 class FilterError(ValueError):
     """A filter or order_by clause MLflow's server refuses with INVALID_PARAMETER_VALUE."""
 
+    def __init__(self, message: str) -> None:
+        if len(message) > 1000:  # it quotes the filter, which can be megabytes: keep both ends
+            message = f"{message[:600]} [...] {message[-300:]}"
+        super().__init__(message)
+
 
 # sqlparse's SQL_REGEX in its order, reduced to the token kinds filters care about.
 # "word" is sqlparse's PROCESS_AS_KEYWORD: a keyword when listed in _KEYWORDS, a name otherwise.
