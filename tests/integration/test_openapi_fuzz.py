@@ -219,3 +219,16 @@ def test_hostile_json_on_mlyard_routes_is_an_invalid_request(fuzzed_server: Serv
     assert r.status_code == 400, r.text[:300]
     assert r.json()["error"]["code"] == "invalid_request"
     assert httpx.get(f"{fuzzed_server.url}/api/v1/environments/h", headers=fuzzed_server.headers()).status_code == 404
+
+
+@pytest.mark.parametrize("url", [
+    "/api/v1/data/a%00", "/api/v1/data?name=a%00", "/api/v1/jobs/a%00", "/api/v1/computes/a%00",
+    "/api/2.0/mlflow/experiments/get-by-name?experiment_name=a%00", "/api/2.0/mlflow/logged-models/a%00",
+    "/ajax-api/2.0/mlflow/registered-models/get?name=a%00", "/api/2.0/mlflow-artifacts/artifacts?path=a%00",
+])  # fmt: skip
+def test_nul_in_a_path_or_query_is_an_invalid_request(fuzzed_server: ServerProcess, url: str) -> None:
+    """PostgreSQL cannot compare text holding NUL: refused before any lookup, in the route's error shape."""
+    r = httpx.get(f"{fuzzed_server.url}{url}", headers=fuzzed_server.headers())
+    assert r.status_code == 400, r.text[:300]
+    body = r.json()
+    assert "NUL" in (body["message"] if "mlflow" in url else body["error"]["message"])

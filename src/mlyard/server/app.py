@@ -17,7 +17,7 @@ from mlyard import __version__
 from mlyard.core.settings import ServerSettings
 from mlyard.server.errors import install_error_handlers
 from mlyard.server.lock import WorkspaceLock
-from mlyard.server.middleware import AuthMiddleware, JsonBodyMiddleware, MetricsMiddleware, MlflowUiPrefixMiddleware
+from mlyard.server.middleware import AuthMiddleware, MetricsMiddleware, MlflowUiPrefixMiddleware, StrictInputMiddleware
 from mlyard.server.mlflow import artifacts as mlflow_artifacts
 from mlyard.server.mlflow import logged_models as mlflow_logged_models
 from mlyard.server.mlflow import registry as mlflow_registry
@@ -82,7 +82,7 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
     app.include_router(jobs.router)
     for kind in SEGMENTS:
         app.include_router(asset_router(kind))
-    app.add_middleware(JsonBodyMiddleware)  # inside authentication: no body is read for a refused client
+    app.add_middleware(StrictInputMiddleware)  # inside authentication: nothing is read for a refused client
     app.add_middleware(AuthMiddleware, services=lambda: app.state.services)
     app.add_middleware(MetricsMiddleware, registry=app.state.metrics_registry)
     app.add_middleware(MlflowUiPrefixMiddleware)

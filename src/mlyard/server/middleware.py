@@ -38,6 +38,11 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], headers: lis
     await send({"type": "http.response.body", "body": payload})
 
 
+async def _refuse(send: Send, path: str, err: InvalidRequestError) -> None:
+    """A 400 in the shape of the route's clients (MLflow's or mlyard's)."""
+    await _send_json(send, 400, mlflow_error(err)[0] if is_mlflow_path(path) else err.to_dict(), [])
+
+
 def _bearer(scope: Scope) -> str | None:
     for key, value in scope.get("headers", []):
         if key == b"authorization":
@@ -154,20 +159,28 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
-class JsonBodyMiddleware:
-    """Holds mlyard's own routes' JSON bodies to :func:`decode_json`'s rules before FastAPI parses them.
+class StrictInputMiddleware:
+    """Refuses a NUL character in a request's path or query, and holds mlyard's own routes' JSON bodies to
+    :func:`decode_json`'s rules before FastAPI parses them.
 
-    FastAPI reads bodies with the standard library, which takes ``NaN``, ``1e400`` (infinity), lone
-    surrogates and any integer; each would fail later, deep in the store, as a server error. MLflow's
-    routes decode their bodies themselves (``mlflow/protocol.py``), with the same function.
+    PostgreSQL cannot take NUL in any text, a name looked up included. FastAPI reads bodies with the
+    standard library, which takes ``NaN``, ``1e400`` (infinity), lone surrogates and any integer; each
+    would fail later, deep in the store, as a server error. MLflow's routes decode their bodies
+    themselves (``mlflow/protocol.py``), with the same function.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in MUTATING or is_mlflow_path(scope["path"]) \
-                or not _is_json(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            await _refuse(send, scope["path"], InvalidRequestError(
+                "the request's path or query holds a NUL character (%00): no name or text may contain it"))
+            return
+        if scope["method"] not in MUTATING or is_mlflow_path(scope["path"]) or not _is_json(scope):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -183,7 +196,7 @@ class JsonBodyMiddleware:
             try:
                 decode_json(body, exact_integers=True)
             except InvalidRequestError as err:
-                await _send_json(send, 400, err.to_dict(), [])
+                await _refuse(send, scope["path"], err)
                 return
         replayed = False
 
