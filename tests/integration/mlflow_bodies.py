@@ -30,7 +30,8 @@ FILTERS = [
     "name LIKE 'a%'", "name = 'a' and tags.k = 'v'", "attribute.run_id IN ('a', 'b')", "metrics.x >= 1e400",
     f"metrics.x > {2**70}", "attributes.start_time > 1e400", "dataset.name = 'd'", "version_number = 1",
     " and ".join(["metrics.a > 1"] * 1000), " and ".join(["name = 'a'"] * 1000), "(" * 500 + ")" * 500,
-    "name = '\\u0000'", "name = 'x\u0007'",
+    "name = '\\u0000'", "name = 'x\u0007'", "experiment_id = '2147483648'", "experiment_id IN ('0', '99999999999')",
+    f"attributes.start_time > {2**70}", f"creation_time < {-(2**70)}", "last_update_time > 1e400",
 ]  # fmt: skip
 BODIES = [b"", b"[]", b"1", b'"x"', b"null", b"{", b"[" * 100_000 + b"]" * 100_000, b"\xff\xfe{}", b'{"a":1,"a":2}']
 
@@ -149,8 +150,9 @@ def kinds(seeds: Seeds) -> dict[str, st.SearchStrategy[str]]:
                                                 "timestamp": ints, "step": ints})
     points = st.lists(point.map(lambda d: "{" + ",".join(f'"{k}":{v}' for k, v in d.items()) + "}"), max_size=4)
     return {
-        "experiment": st.one_of(st.sampled_from([seeds.experiment, "0"]).map(_json), ints),
-        "experiments": st.lists(st.sampled_from([seeds.experiment, "0", "x", str(2**70)]), max_size=3).map(_json),
+        "experiment": st.one_of(st.sampled_from([seeds.experiment, "0", str(2**31)]).map(_json), ints),
+        "experiments": st.lists(st.sampled_from([seeds.experiment, "0", "x", str(2**31), str(2**70)]),
+                                max_size=3).map(_json),
         "run": st.one_of(st.just(_json(seeds.run)), _TEXT),
         "model": st.one_of(st.just(_json(seeds.model)), _NAME),
         "version": st.one_of(st.sampled_from(["1", "2", "0", str(2**70)]).map(_json), ints),

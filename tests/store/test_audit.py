@@ -117,3 +117,9 @@ def test_many_addresses_add_a_bounded_number_of_entries_a_minute() -> None:
     counted = sum(int(e.resource.split()[0]) for e in entries if e.action == "REFUSED")
     assert counted + sum(e.action == "PUT" for e in entries) == 20_000  # every refusal is accounted for
     assert any(OTHER_CLIENTS in e.resource for e in entries)
+
+
+def test_a_path_with_nul_is_written_with_the_nul_spelled_out(db: Database) -> None:
+    """A request refused for a NUL in its path is audited all the same; PostgreSQL cannot store NUL."""
+    PendingAudit("alice", "GET", "/api/v1/data/a\x00b").settle(db.run_in_transaction, 400)
+    assert _entries(db) == [("alice", "GET", "/api/v1/data/a\\x00b", 400)]

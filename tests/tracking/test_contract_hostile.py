@@ -66,6 +66,8 @@ CASES: dict[str, Case] = {
     "newline-ending-a-tag-key": Case("runs/set-tag", '{"run_id":"{run}","key":"t\\n","value":"v"}'),
     "newline-ending-an-experiment-tag-key": Case("experiments/set-experiment-tag",
                                                  '{"experiment_id":"{exp}","key":"t\\n","value":"v"}'),
+    "300-character-registered-model-name": Case("registered-models/create", '{"name":"' + "m" * 300 + '"}'),
+    "300-character-run-name": Case("runs/create", '{"experiment_id":"{exp}","run_name":"' + "r" * 300 + '"}'),
     "NUL-in-a-param-key": Case("runs/log-parameter", '{"run_id":"{run}","key":"p\\u0000","value":"v"}', True),
     "true-as-a-metric-value": Case("runs/log-metric",
                                    '{"run_id":"{run}","key":"k","value":true,"timestamp":1,"step":0}'),

@@ -33,7 +33,8 @@ Transact = Callable[[Callable[[Session], Any]], Any]
 
 def write_entry(conn: Connection, actor: str, action: str, resource: str, status: int) -> int:
     """Insert one entry in ``conn``'s transaction; returns its id."""
-    result = conn.execute(_INSERT, {"actor": actor, "action": action, "resource": resource[:2000], "status": status})
+    resource = resource[:2000].replace("\x00", "\\x00")  # a refused path may hold NUL, which PostgreSQL refuses
+    result = conn.execute(_INSERT, {"actor": actor, "action": action, "resource": resource, "status": status})
     return int(cast(Any, result.inserted_primary_key)[0])
 
 

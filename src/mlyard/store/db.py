@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Executable, Table, create_engine, event
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mlyard.core.errors import StorageError
+from mlyard.core.errors import InvalidRequestError, StorageError
 from mlyard.store.audit import pending_audit, write_entry
 
 T = TypeVar("T")
@@ -75,6 +75,9 @@ class Database:
                 if attempt == retries - 1:
                     raise StorageError(f"the metadata store kept refusing the write: {exc.orig}") from exc
                 time.sleep(0.01 * 2**attempt)
+            except DataError as exc:  # SQLSTATE class 22: a value the column cannot hold (PostgreSQL checks lengths)
+                raise InvalidRequestError(f"a value in this request does not fit the metadata store: "
+                                          f"{str(exc.orig).strip()}") from exc
             except DBAPIError as exc:
                 raise StorageError(f"the metadata store failed: {exc.orig}") from exc
         raise AssertionError("unreachable")

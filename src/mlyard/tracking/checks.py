@@ -15,7 +15,10 @@ from typing import Any
 from mlyard.core.errors import InvalidRequestError
 
 MAX_KEY = 250
+MAX_RUN_NAME = 250  # the store's column, as MLflow's
+MAX_MODEL_NAME = 255  # registered models: the store's column (MLflow's is 256)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+EXPERIMENT_ID_MAX = 2**31 - 1  # experiment ids are 32-bit integers in the store (PostgreSQL's INTEGER)
 _KEY_RE = re.compile(r"[/\w.\- :]*")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode's Cc: C0, DEL and C1
 
@@ -32,8 +35,10 @@ def check_key(kind: str, key: Any) -> str:
     return key
 
 
-def check_display_name(kind: str, name: str) -> str:
-    """Refuse a name with a control character (newline, tab, NUL...); returns ``name``."""
+def check_display_name(kind: str, name: str, limit: int | None = None) -> str:
+    """Refuse a name with a control character (newline, tab, NUL...) or longer than ``limit``; returns ``name``."""
+    if limit is not None and len(name) > limit:
+        raise InvalidRequestError(f"{kind} name {name[:40]!r}... is {len(name)} characters long; the most is {limit}")
     bad = _CONTROL_RE.search(name)
     if bad is not None:
         raise InvalidRequestError(f"{kind} name {name!r} holds the control character U+{ord(bad[0]):04X} at "
@@ -65,3 +70,9 @@ def to_metric_value(key: str, value: Any) -> float:
         return float(value)
     except ValueError:
         raise InvalidRequestError(f"metric {key!r}: the value must be a number; got {str(value)[:100]!r}") from None
+
+
+def experiment_key(value: Any) -> int | None:
+    """An experiment id as the store's key; None when it is an integer no experiment can have (so: none found)."""
+    number = to_int64("experiment id", value)
+    return number if 0 <= number <= EXPERIMENT_ID_MAX else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import false, select, true, update
 from sqlalchemy.orm import Session
 
 from mlyard.core.errors import AlreadyExistsError, InvalidRequestError, NotFoundError
@@ -18,7 +18,7 @@ from mlyard.core.timeutil import now_ms
 from mlyard.specs.search_filters import Condition, FilterError, parse_experiment_filter, parse_experiment_order_by
 from mlyard.store.db import Database
 from mlyard.store.tracking_schema import Experiment, ExperimentTag, Run
-from mlyard.tracking.checks import INT64_MAX, INT64_MIN, check_display_name, check_key
+from mlyard.tracking.checks import EXPERIMENT_ID_MAX, check_display_name, check_key, experiment_key
 from mlyard.tracking.sql import lifecycle_clause, string_compare
 
 ARTIFACT_ROOT = "mlflow-artifacts:/mlflow"
@@ -45,10 +45,7 @@ class ExperimentService:
             key = int(experiment_id)
         except (TypeError, ValueError):
             raise NotFoundError(f"no experiment with id {experiment_id!r}") from None
-        if not INT64_MIN <= key <= INT64_MAX:
-            raise InvalidRequestError(f"experiment id {key} is beyond a signed 64-bit integer; experiment ids are "
-                                      "the numbers MLflow's clients show")
-        row = s.get(Experiment, key)
+        row = s.get(Experiment, key) if experiment_key(key) is not None else None  # beyond int64: a 400
         if row is None:
             raise NotFoundError(f"no experiment with id {experiment_id!r}")
         return row
@@ -56,7 +53,7 @@ class ExperimentService:
     @staticmethod
     def _view(s: Session, row: Experiment) -> ExperimentView:
         tags = dict(s.execute(select(ExperimentTag.key, ExperimentTag.value)
-                              .where(ExperimentTag.experiment_id == row.id)).tuples().all())
+                              .where(ExperimentTag.experiment_id == row.id)).all())
         return ExperimentView(row, tags)
 
     def get(self, experiment_id: str | int) -> ExperimentView:
@@ -182,5 +179,15 @@ def _experiment_condition(c: Condition, sqlite: bool) -> Any:
     column = COLUMNS.get(c.key)
     if column is None:
         raise InvalidRequestError(f"cannot filter experiments on attribute {c.key!r}")
+    if c.key == "experiment_id":  # compared as integers; ids beyond the store's 32 bits match nothing
+        if isinstance(c.value, tuple):
+            return string_compare(column, c.comparator, tuple(int(v) for v in c.value if _is_key(v)), sqlite=sqlite)
+        if not _is_key(c.value):
+            return false() if c.comparator == "=" else true()
+        return string_compare(column, c.comparator, int(str(c.value)), sqlite=sqlite)
     return string_compare(column, c.comparator, c.value, sqlite=sqlite)
+
+
+def _is_key(value: object) -> bool:
+    return isinstance(value, str) and value.lstrip("-").isdigit() and 0 <= int(value) <= EXPERIMENT_ID_MAX
 

@@ -22,7 +22,7 @@ from mlyard.specs.search_match import matches
 from mlyard.store.db import Database
 from mlyard.store.registry_schema import LoggedModel, LoggedModelParam, LoggedModelTag
 from mlyard.store.tracking_schema import Metric, RunOutput
-from mlyard.tracking.checks import check_display_name, check_key, to_int64
+from mlyard.tracking.checks import check_display_name, check_key, experiment_key
 from mlyard.tracking.experiments import ExperimentService
 from mlyard.tracking.runs import RunService
 
@@ -54,9 +54,9 @@ class LoggedModels:
     def _view(s: Session, row: LoggedModel) -> LoggedModelView:
         view = LoggedModelView(row)
         view.params = dict(s.execute(select(LoggedModelParam.key, LoggedModelParam.value)
-                                     .where(LoggedModelParam.model_id == row.id)).tuples().all())
+                                     .where(LoggedModelParam.model_id == row.id)).all())
         view.tags = dict(s.execute(select(LoggedModelTag.key, LoggedModelTag.value)
-                                   .where(LoggedModelTag.model_id == row.id)).tuples().all())
+                                   .where(LoggedModelTag.model_id == row.id)).all())
         latest: dict[tuple[str, str | None, str | None], Metric] = {}
         for m in s.scalars(select(Metric).where(Metric.model_id == row.id).order_by(Metric.step, Metric.timestamp)):
             latest[(m.key, m.dataset_name, m.dataset_digest)] = m
@@ -157,7 +157,7 @@ class LoggedModels:
         """Logged models of the experiments matching MLflow's filter, newest first."""
         try:
             conditions = parse_logged_model_filter(filter_text)
-            ids = [to_int64("experiment id", e) for e in experiment_ids]
+            ids = [key for e in experiment_ids if (key := experiment_key(e)) is not None]
         except FilterError as exc:
             raise InvalidRequestError(str(exc)) from None
         except (TypeError, ValueError):

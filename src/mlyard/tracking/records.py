@@ -21,7 +21,7 @@ from mlyard.core.paging import Page, decode_after, encode_after
 from mlyard.core.timeutil import now_ms
 from mlyard.store.db import Database
 from mlyard.store.tracking_schema import Dataset, LatestMetric, Metric, Param, Run, RunInput, RunTag
-from mlyard.tracking.checks import check_display_name, check_key, to_int64, to_metric_value
+from mlyard.tracking.checks import MAX_RUN_NAME, check_display_name, check_key, to_int64, to_metric_value
 from mlyard.tracking.runs import RUN_NAME_TAG, RunService
 
 MAX_PARAM_VALUE = 6000
@@ -118,7 +118,7 @@ class RunLogger:
             if len(value) > MAX_TAG_VALUE:
                 raise InvalidRequestError(f"tag {key!r} value is longer than {MAX_TAG_VALUE} characters")
         if RUN_NAME_TAG in tags:  # the run's name
-            check_display_name("run", tags[RUN_NAME_TAG])
+            check_display_name("run", tags[RUN_NAME_TAG], MAX_RUN_NAME)
 
         def write(s: Session) -> None:
             RunService.check_active(s, run_id)
@@ -133,7 +133,7 @@ class RunLogger:
         if not params:
             return
         existing = dict(s.execute(select(Param.key, Param.value).where(Param.run_id == run_id,
-                                                                        Param.key.in_(list(params)))).tuples().all())
+                                                                        Param.key.in_(list(params)))).all())
         for key, value in params.items():
             if key in existing:
                 if existing[key] != value:

@@ -18,7 +18,7 @@ from mlyard.core.errors import InvalidRequestError, NotFoundError
 from mlyard.core.timeutil import now_ms
 from mlyard.store.db import Database
 from mlyard.store.tracking_schema import Dataset, Event, LatestMetric, Param, Run, RunInput, RunOutput, RunTag
-from mlyard.tracking.checks import check_display_name
+from mlyard.tracking.checks import MAX_RUN_NAME, check_display_name
 from mlyard.tracking.experiments import ExperimentService
 
 STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
@@ -138,7 +138,7 @@ class RunService:
                                             .where(LatestMetric.run_id.in_(ids)).order_by(LatestMetric.key)):
             by_id[run_id].metrics.append(MetricValue._make(metric))
         for run_input, dataset in s.execute(select(RunInput, Dataset).join(Dataset, Dataset.id == RunInput.dataset_id)
-                                            .where(RunInput.run_id.in_(ids))).tuples():
+                                            .where(RunInput.run_id.in_(ids))):
             by_id[run_input.run_id].inputs.append((dataset, run_input.tags or {}))
         for output in s.scalars(select(RunOutput).where(RunOutput.run_id.in_(ids))):
             by_id[output.run_id].outputs.append(output)
@@ -152,7 +152,7 @@ class RunService:
                tags: dict[str, str], actor: str, *, run_id: str | None = None, status: str = "RUNNING") -> RunView:
         """Create a run. ``run_id`` and ``status`` are for the job runner: a job's run is named after the
         job and waits as SCHEDULED until its process starts."""
-        name = check_display_name("run", run_name or tags.get(RUN_NAME_TAG) or random_run_name())
+        name = check_display_name("run", run_name or tags.get(RUN_NAME_TAG) or random_run_name(), MAX_RUN_NAME)
         new_id = run_id or uuid.uuid4().hex
 
         def write(s: Session) -> str:
@@ -178,7 +178,7 @@ class RunService:
         if status is not None and status not in STATUSES:
             raise InvalidRequestError(f"run status {status!r} is not one of {', '.join(STATUSES)}")
         if run_name:
-            check_display_name("run", run_name)
+            check_display_name("run", run_name, MAX_RUN_NAME)
 
         def write(s: Session) -> None:
             row = self.active_row(s, run_id)

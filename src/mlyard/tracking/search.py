@@ -18,7 +18,7 @@ from mlyard.core.paging import Page, ViewType, decode_token, encode_token
 from mlyard.specs.search_filters import Condition, FilterError, OrderBy, parse_run_filter, parse_run_order_by
 from mlyard.store.db import Database
 from mlyard.store.tracking_schema import Dataset, LatestMetric, Param, Run, RunInput, RunTag
-from mlyard.tracking.checks import to_int64
+from mlyard.tracking.checks import experiment_key
 from mlyard.tracking.runs import RUN_COLUMNS, RunRecord, RunService, RunView
 from mlyard.tracking.sql import lifecycle_clause, numeric_compare, string_compare
 
@@ -88,7 +88,7 @@ class RunSearch:
         except FilterError as exc:
             raise InvalidRequestError(str(exc)) from None
         try:
-            ids = [to_int64("experiment id", e) for e in experiment_ids]
+            ids = [key for e in experiment_ids if (key := experiment_key(e)) is not None]
         except (TypeError, ValueError):
             raise InvalidRequestError(f"experiment_ids must be experiment ids; got {experiment_ids!r}") from None
         offset = decode_token(page_token)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, true
+from sqlalchemy import ColumnElement, Integer, func, true
 
 from mlyard.core.errors import InvalidRequestError
 from mlyard.core.paging import ViewType
+from mlyard.tracking.checks import INT64_MAX, INT64_MIN
 
 NUMERIC = {"=": "__eq__", "!=": "__ne__", ">": "__gt__", ">=": "__ge__", "<": "__lt__", "<=": "__le__"}
 
@@ -16,7 +18,17 @@ def numeric_compare(column: Any, comparator: str, value: Any) -> ColumnElement[b
     if comparator not in NUMERIC:
         raise InvalidRequestError(f"comparator {comparator!r} does not apply to numbers; use one of "
                                   f"{', '.join(NUMERIC)}")
+    if isinstance(getattr(column, "type", None), Integer) and not _fits_int64(value):
+        # the store could not bind it (SQLite: "Python int too large"; PostgreSQL: "bigint out of range")
+        raise InvalidRequestError(f"{value!r} is not an integer of at most 64 bits, which "
+                                  f"{getattr(column, 'key', 'this attribute')} holds")
     return getattr(column, NUMERIC[comparator])(value)  # type: ignore[no-any-return]
+
+
+def _fits_int64(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value) and INT64_MIN <= value <= INT64_MAX
+    return not isinstance(value, int) or INT64_MIN <= value <= INT64_MAX
 
 
 def string_compare(column: Any, comparator: str, value: Any, *, sqlite: bool = False) -> ColumnElement[bool]:

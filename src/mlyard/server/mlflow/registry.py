@@ -13,7 +13,7 @@ from mlyard.core.paging import max_results
 from mlyard.server.deps import get_principal, get_services
 from mlyard.server.mlflow.protocol import MLFLOW_API, key_values, listing, mlflow_params, required, tags_json, text
 from mlyard.server.services import Services
-from mlyard.tracking.checks import check_display_name, check_key
+from mlyard.tracking.checks import MAX_MODEL_NAME, check_display_name, check_key
 
 router = APIRouter(prefix=MLFLOW_API, tags=["mlflow registry"])
 Svc = Annotated[Services, Depends(get_services)]
@@ -61,7 +61,7 @@ def _tags(p: dict[str, Any]) -> dict[str, str]:
 
 @router.post("/registered-models/create")
 def create_model(p: Params, svc: Svc) -> dict[str, Any]:
-    view = svc.registry.create_model(check_display_name("registered model", required(p, "name")),
+    view = svc.registry.create_model(check_display_name("registered model", required(p, "name"), MAX_MODEL_NAME),
                                      text(p, "description"), _tags(p))
     return {"registered_model": model_json(view)}
 
@@ -78,7 +78,7 @@ def update_model(p: Params, svc: Svc) -> dict[str, Any]:
 
 @router.post("/registered-models/rename")
 def rename_model(p: Params, svc: Svc) -> dict[str, Any]:
-    new_name = check_display_name("registered model", required(p, "new_name"))
+    new_name = check_display_name("registered model", required(p, "new_name"), MAX_MODEL_NAME)
     return {"registered_model": model_json(svc.registry.rename_model(required(p, "name"), new_name))}
 
 

@@ -1,0 +1,31 @@
+"""The metadata store's transactions: a value its column cannot hold is the request's fault, not the store's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mlyard.core.errors import InvalidRequestError
+from mlyard.store.db import Database
+from mlyard.store.migrate import upgrade
+from mlyard.store.schema import Datastore
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    upgrade(database.engine)
+    yield database
+    database.dispose()
+
+
+def test_a_value_too_long_for_its_column_is_an_invalid_request(db: Database) -> None:
+    def write(s: object) -> None:
+        s.add(Datastore(name="d" * 300, type="local", root="/tmp/d"))  # type: ignore[attr-defined]
+
+    if db.is_sqlite:  # SQLite does not check lengths
+        db.run_in_transaction(write)
+        return
+    with pytest.raises(InvalidRequestError, match="does not fit the metadata store: value too long"):
+        db.run_in_transaction(write)
