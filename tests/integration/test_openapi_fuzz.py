@@ -236,3 +236,12 @@ def test_nul_in_a_path_or_query_is_an_invalid_request(fuzzed_server: ServerProce
     assert r.status_code == 400, r.text[:300]
     body = r.json()
     assert "NUL" in (body["message"] if "mlflow" in url else body["error"]["message"])
+
+
+def test_a_json_file_is_uploaded_as_it_is(fuzzed_server: ServerProcess) -> None:
+    """Strict JSON is for request bodies a route parses, not for files: a datastore keeps any bytes."""
+    content = b'{"loss": NaN, "deep": ' + b"[" * 100 + b"]" * 100 + b"}"
+    url = f"{fuzzed_server.url}/api/v1/datastores/workspaceblobstore/paths/uploads/metrics.json"
+    put = httpx.put(url, content=content, headers={**fuzzed_server.headers(), "content-type": "application/json"})
+    assert put.status_code == 201, put.text[:300]
+    assert httpx.get(url, headers=fuzzed_server.headers()).content == content

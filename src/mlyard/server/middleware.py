@@ -26,6 +26,7 @@ log = logging.getLogger("mlyard.server")
 OPEN_PATHS = frozenset({"/healthz"})
 AJAX_PREFIX = "/ajax-api/2.0/mlflow/"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+RAW_BODY_PREFIX = "/api/v1/datastores/"  # uploads: a file's bytes, whatever its content type says
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
@@ -180,7 +181,8 @@ class StrictInputMiddleware:
             await _refuse(send, scope["path"], InvalidRequestError(
                 "the request's path or query holds a NUL character (%00): no name or text may contain it"))
             return
-        if scope["method"] not in MUTATING or is_mlflow_path(scope["path"]) or not _is_json(scope):
+        if scope["method"] not in MUTATING or is_mlflow_path(scope["path"]) or not _is_json(scope) \
+                or scope["path"].startswith(RAW_BODY_PREFIX):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
