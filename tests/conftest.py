@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from mlyard.store.db import Database
+from mlyard.store.migrate import upgrade
 from tests.support.postgres import PostgresServer, find_postgres_bin
 
 PG_MISSING = ("PostgreSQL 15 is not installed: run 'make postgres' (scripts/install-postgres.sh); "
@@ -51,3 +53,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         server.drop_database(name)
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """An empty, migrated store on each backend."""
+    database = Database(database_url)
+    upgrade(database.engine)
+    yield database
+    database.dispose()

@@ -12,19 +12,10 @@ from sqlalchemy.orm import Session
 from mlyard.core.errors import NotFoundError
 from mlyard.store.audit import PendingAudit, pending_audit
 from mlyard.store.db import Database
-from mlyard.store.migrate import upgrade
 from mlyard.store.refusals import CLIENTS, MAX_PATH, OTHER_CLIENTS, PER_CLIENT, PER_MINUTE, Entry, RefusalLog
 from mlyard.store.schema import AuditEntry, Datastore
 
 PATH = "/api/2.0/mlflow/runs/log-metric"
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    upgrade(database.engine)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from mlyard.core.errors import InvalidRequestError
 from mlyard.store.db import Database
-from mlyard.store.migrate import upgrade
 from mlyard.store.schema import Datastore
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    upgrade(database.engine)
-    yield database
-    database.dispose()
 
 
 def test_a_value_too_long_for_its_column_is_an_invalid_request(db: Database) -> None:

@@ -6,24 +6,13 @@ refuses to bind a larger value at all, SQLite a value beyond 64 bits; so each is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from mlyard.core.errors import InvalidRequestError, NotFoundError
 from mlyard.store.db import Database
-from mlyard.store.migrate import upgrade
 from mlyard.tracking.experiments import ExperimentService
 from mlyard.tracking.logged_models import LoggedModels
 from mlyard.tracking.search import RunSearch
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    upgrade(database.engine)
-    yield database
-    database.dispose()
 
 
 def test_an_experiment_id_beyond_32_bits_is_found_nowhere(db: Database) -> None:
