@@ -28,9 +28,13 @@ def test_second_server_is_refused_and_restart_after_kill_9_works(tmp_path: Path)
     pid = _lock_pid(ws)
     assert f"pid {pid} at {url}" in first.stdout
     try:
-        # a second server on the same workspace, in the background or the foreground, on any port
-        again = run_cli("-W", str(ws), "server", "start", check=False)
-        foreground = run_cli("-W", str(ws), "server", "--port", str(free_port()), check=False, timeout=30)
+        # starting it again at its own address is a no-op that says what runs, and exits 0
+        same = run_cli("-W", str(ws), "server", "start")
+        assert f"already running for {ws.resolve()}: pid {pid} at {url}" in same.stdout
+        # a second server on the same workspace, in the background or the foreground, on another port
+        other = free_port()
+        again = run_cli("-W", str(ws), "server", "start", "--port", str(other), check=False)
+        foreground = run_cli("-W", str(ws), "server", "--port", str(other), check=False, timeout=30)
         for proc in (again, foreground):
             assert proc.returncode == 1, proc.stdout
             assert f"a mlyard server is already running for {ws.resolve()}: pid {pid} at {url}" in proc.stderr

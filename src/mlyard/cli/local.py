@@ -105,7 +105,9 @@ def _running(ws: Path) -> ServerInfo | None:
 def start(ctx: click.Context, host: str | None, port: int | None, wait_s: float) -> None:
     """Start the server in the background; its log goes to .mlyard/server.log.
 
-    Exits non-zero, naming the running server's pid and URL, when one already serves the workspace.
+    Starting is idempotent: when a server already serves the workspace at the same address it says so
+    and exits 0 (scripts can run it unconditionally); at another address it exits non-zero, naming the
+    running server's pid and URL.
     """
     import httpx
 
@@ -119,7 +121,10 @@ def start(ctx: click.Context, host: str | None, port: int | None, wait_s: float)
     url = f"http://{settings.host}:{settings.port}"
     running = _running(ws)
     if running is not None:
-        raise already_running(running)
+        if running.url != url:
+            raise already_running(running)
+        click.echo(f"mlyard server already running for {ws}: {running.describe()}")
+        return
     check_port_free(settings.host, settings.port)
     log_path = ws / ".mlyard" / "server.log"
     log_path.parent.mkdir(exist_ok=True)
