@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "datastore": ("mlyard.cli.datastores", "datastore", "Datastores of the workspace."),
     "job": ("mlyard.cli.jobs", "job", "Run command and pipeline jobs; follow, cancel, download them."),
     "compute": ("mlyard.cli.jobs", "compute", "Computes: names mapped to an executor and its limits."),
+    "online-endpoint": ("mlyard.cli.endpoints", "online_endpoint",
+                        "Online endpoints: scoring URI, keys, traffic split; invoke them."),
+    "online-deployment": ("mlyard.cli.endpoints", "online_deployment",
+                          "Online deployments: a model served by worker processes; logs."),
     "validate": ("mlyard.cli.validate", "validate", "Check an Azure ML YAML file without creating anything."),
 }
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from mlyard.client.assets import AssetOperations
 from mlyard.client.datastores import DatastoreOperations
+from mlyard.client.endpoints import OnlineDeploymentOperations, OnlineEndpointOperations
 from mlyard.client.http import Transport
 from mlyard.client.jobs import JobOperations
 from mlyard.core.errors import InvalidRequestError
@@ -32,6 +33,8 @@ class MlyardClient:
         self.components = AssetOperations(self.transport, "component", default_datastore)
         self.jobs = JobOperations(self.transport, default_datastore)
         self.datastores = DatastoreOperations(self.transport, default_datastore)
+        self.online_endpoints = OnlineEndpointOperations(self.transport)
+        self.online_deployments = OnlineDeploymentOperations(self.transport, default_datastore)
 
     @classmethod
     def from_env(cls, url: str | None = None, token: str | None = None, workspace: Path | None = None) -> MlyardClient:

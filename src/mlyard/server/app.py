@@ -7,6 +7,7 @@ build as many apps as they like.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,9 +24,10 @@ from mlyard.server.mlflow import logged_models as mlflow_logged_models
 from mlyard.server.mlflow import registry as mlflow_registry
 from mlyard.server.mlflow import tracking as mlflow_tracking
 from mlyard.server.models import ErrorResponse
-from mlyard.server.routers import datastores, jobs, system
+from mlyard.server.routers import datastores, endpoints, jobs, system
 from mlyard.server.routers.assets import SEGMENTS, asset_router
 from mlyard.server.services import Services
+from mlyard.serving.router import ScoringRouter
 
 log = logging.getLogger("mlyard.server")
 
@@ -53,6 +55,9 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
         try:
             app.state.services = Services.open(settings)
             app.state.services.jobs.start()
+            # every stored deployment comes back, in the background: the API answers meanwhile
+            threading.Thread(target=app.state.services.endpoints.restore, name="mlyard-serving-restore",
+                             daemon=True).start()
             log.info("serving workspace %s (%s)", settings.workspace_path,
                      app.state.services.db.engine.url.drivername)
             try:
@@ -80,10 +85,14 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
     app.include_router(system.router)
     app.include_router(datastores.router)
     app.include_router(jobs.router)
+    app.include_router(endpoints.router)
     for kind in SEGMENTS:
         app.include_router(asset_router(kind))
     app.add_middleware(StrictInputMiddleware)  # inside authentication: nothing is read for a refused client
     app.add_middleware(AuthMiddleware, services=lambda: app.state.services)
     app.add_middleware(MetricsMiddleware, registry=app.state.metrics_registry)
     app.add_middleware(MlflowUiPrefixMiddleware)
+    # outermost: scoring requests skip the workspace's token check and FastAPI (they carry endpoint keys)
+    app.add_middleware(ScoringRouter, service=lambda: app.state.services.endpoints,
+                       tokens=lambda: app.state.services.tokens)
     return app

@@ -11,6 +11,8 @@ from mlyard.assets.service import AssetService
 from mlyard.auth.tokens import TokenVerifier, hash_token, issue_token
 from mlyard.core.settings import DEFAULT_DATASTORE, ServerSettings
 from mlyard.jobs.runner import JobRunner, server_url
+from mlyard.serving.endpoints import EndpointService
+from mlyard.serving.supervisor import Supervisor
 from mlyard.store.blobs import BlobService, DatastoreRegistry
 from mlyard.store.db import Database
 from mlyard.store.migrate import upgrade
@@ -56,6 +58,7 @@ class Services:
     registry: Registry
     logged_models: LoggedModels
     jobs: JobRunner
+    endpoints: EndpointService
 
     @classmethod
     def open(cls, settings: ServerSettings) -> Services:
@@ -89,8 +92,10 @@ class Services:
             registry=Registry(db, assets, blobs, datastores),
             logged_models=LoggedModels(db),
             jobs=jobs,
+            endpoints=EndpointService(db, assets, datastores, Supervisor(settings.state_dir)),
         )
 
     def close(self) -> None:
+        self.endpoints.supervisor.close()
         self.jobs.stop()
         self.db.dispose()

@@ -4,6 +4,7 @@ from alembic import context
 
 import mlyard.store.jobs_schema  # noqa: F401  (registers the job tables)
 import mlyard.store.registry_schema  # noqa: F401  (registers the registry tables)
+import mlyard.store.serving_schema  # noqa: F401  (registers the online endpoint tables)
 import mlyard.store.tracking_schema  # noqa: F401  (registers the tracking tables)
 from mlyard.store.schema import Base
 
