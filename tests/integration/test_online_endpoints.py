@@ -42,7 +42,7 @@ def project(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> 
         (folder / "model.yml").write_text(f"name: tiny\nversion: {version}\ntype: mlflow_model\npath: ./model\n")
         run_cli("model", "create", "-f", str(folder / "model.yml"), env=server.env())
     (root / "endpoint.yml").write_text(f"name: {EP}\nauth_mode: key\n")
-    for name, version in (("blue", 1), ("green", 2)):
+    for name, version in (("blue", "1"), ("green", "2")):
         (root / f"{name}.yml").write_text(
             f"name: {name}\nmodel: azureml:tiny:{version}\ninstance_type: Standard_DS3_v2\ninstance_count: 1\n")
     (root / "request.json").write_text(json.dumps(REQUEST))
@@ -74,7 +74,7 @@ def _score(server: ServerProcess, body: object, key: str | None, deployment: str
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return (client or httpx).post(f"{server.url}/endpoints/{EP}/score", content=content,  # type: ignore[attr-defined]
+    return (client or httpx).post(f"{server.url}/endpoints/{EP}/score", content=content,
                                   headers={"content-type": "application/json", **headers}, timeout=30)
 
 
@@ -100,19 +100,19 @@ def test_blue_green_sequence(server: ServerProcess, project: Path) -> None:
     assert shown["traffic"] == {"blue": 100}
     assert shown["scoring_uri"] == f"{server.url}/endpoints/{EP}/score"
 
-    out = run_cli("online-endpoint", "invoke", "-n", EP, "--request-file", str(project / "request.json"),
-                  env=server.env())
-    assert "served by deployment blue" in out.stderr
-    assert json.loads(out.stdout) == [0, 1]
+    invoked = run_cli("online-endpoint", "invoke", "-n", EP, "--request-file", str(project / "request.json"),
+                      env=server.env())
+    assert "served by deployment blue" in invoked.stderr
+    assert json.loads(invoked.stdout) == [0, 1]
 
     cli(server, "online-deployment", "update", "-n", "blue", "--endpoint-name", EP, "--set", "instance_count=2")
     blue = json.loads(cli(server, "online-deployment", "show", "-n", "blue", "-e", EP, "-o", "json"))
     assert blue["instance_count"] == 2 and len(_worker_processes(EP, "blue")) == 2
 
     cli(server, "online-deployment", "create", "-n", "green", "--endpoint-name", EP, "-f", str(project / "green.yml"))
-    out = run_cli("online-endpoint", "invoke", "-n", EP, "--deployment-name", "green",
-                  "--request-file", str(project / "request.json"), env=server.env())
-    assert "served by deployment green" in out.stderr and json.loads(out.stdout) == [1, 0]
+    invoked = run_cli("online-endpoint", "invoke", "-n", EP, "--deployment-name", "green",
+                      "--request-file", str(project / "request.json"), env=server.env())
+    assert "served by deployment green" in invoked.stderr and json.loads(invoked.stdout) == [1, 0]
 
     cli(server, "online-endpoint", "update", "-n", EP, "--mirror-traffic", "green=10")
     assert json.loads(cli(server, "online-endpoint", "show", "-n", EP, "-o", "json"))["mirror_traffic"] == {"green": 10}
