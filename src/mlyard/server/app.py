@@ -27,6 +27,7 @@ from mlyard.server.models import ErrorResponse
 from mlyard.server.routers import datastores, endpoints, jobs, system
 from mlyard.server.routers.assets import SEGMENTS, asset_router
 from mlyard.server.services import Services
+from mlyard.serving.metrics import ServingMetrics
 from mlyard.serving.router import ScoringRouter
 
 log = logging.getLogger("mlyard.server")
@@ -55,6 +56,7 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
         try:
             app.state.services = Services.open(settings)
             app.state.services.jobs.start()
+            app.state.services.endpoints.supervisor.on_restart = serving_metrics.restarted
             # every stored deployment comes back, in the background: the API answers meanwhile
             threading.Thread(target=app.state.services.endpoints.restore, name="mlyard-serving-restore",
                              daemon=True).start()
@@ -76,6 +78,7 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
         responses=_ERRORS,  # type: ignore[arg-type]
     )
     app.state.metrics_registry = CollectorRegistry()
+    serving_metrics = ServingMetrics(app.state.metrics_registry)
     install_error_handlers(app)
     # The MLflow client calls /api/2.0/mlflow (its UI's /ajax-api/2.0/mlflow is rewritten to it). Routes are
     # matched in order, one by one, and a training script's calls are the most frequent: they go first.
@@ -94,5 +97,5 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
     app.add_middleware(MlflowUiPrefixMiddleware)
     # outermost: scoring requests skip the workspace's token check and FastAPI (they carry endpoint keys)
     app.add_middleware(ScoringRouter, service=lambda: app.state.services.endpoints,
-                       tokens=lambda: app.state.services.tokens)
+                       tokens=lambda: app.state.services.tokens, metrics=serving_metrics)
     return app

@@ -40,6 +40,8 @@ def serve(settings: ServerSettings) -> None:
         check_port_free(settings.host, settings.port)
         logging.basicConfig(level=settings.log_level.upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # httpx logs every request at INFO: each scoring request forwarded to a worker would be a line
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("mlyard.server").info("workspace lock held: %s", lock.info.describe())
         uvicorn.run(
             create_app(settings, workspace_lock=lock),

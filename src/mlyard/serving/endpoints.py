@@ -42,11 +42,12 @@ class LiveEndpoint:
     keys: dict[str, str]
     traffic: dict[str, int]
     mirror_traffic: dict[str, int]
+    deployments: frozenset[str]
 
 
-def _live(row: OnlineEndpointRow) -> LiveEndpoint:
+def _live(row: OnlineEndpointRow, deployments: frozenset[str]) -> LiveEndpoint:
     return LiveEndpoint(row.name, row.auth_mode, dict(row.keys), dict(row.traffic or {}),
-                        dict(row.mirror_traffic or {}))
+                        dict(row.mirror_traffic or {}), deployments)
 
 
 def check_traffic(endpoint: str, traffic: dict[str, int], mirror: dict[str, int], deployments: set[str]) -> None:
@@ -109,7 +110,11 @@ class EndpointService:
 
     def _refresh(self) -> None:
         with self._db.session() as s:
-            self.live = {row.name: _live(row) for row in s.scalars(select(OnlineEndpointRow))}
+            names: dict[str, set[str]] = {}
+            for endpoint, name in s.execute(select(OnlineDeploymentRow.endpoint, OnlineDeploymentRow.name)):
+                names.setdefault(endpoint, set()).add(name)
+            self.live = {row.name: _live(row, frozenset(names.get(row.name, ())))
+                         for row in s.scalars(select(OnlineEndpointRow))}
 
     def _set_state(self, endpoint: str, name: str, state: str) -> None:
         def write(s: Session) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mlyard.auth.tokens import TokenVerifier
 from mlyard.serving import keys as keyring
 from mlyard.serving.endpoints import EndpointService, LiveEndpoint
+from mlyard.serving.metrics import ServingMetrics
 from mlyard.serving.supervisor import Pool, Worker
 
 log = logging.getLogger("mlyard.serving")
@@ -28,6 +30,7 @@ log = logging.getLogger("mlyard.serving")
 PREFIX = "/endpoints/"
 DEPLOYMENT_HEADER = b"azureml-model-deployment"
 MAX_BODY = 100 * 1024 * 1024
+MAX_MIRRORS = 64  # mirrored copies in flight per server; past it copies are dropped, never queued
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -39,12 +42,13 @@ class ScoringRouter:
     """Wraps the server app; requests under ``/endpoints/`` never reach FastAPI or its middleware."""
 
     def __init__(self, app: ASGIApp, service: Callable[[], EndpointService], tokens: Callable[[], TokenVerifier],
-                 on_answer: Callable[[str, str, int, float], None] | None = None) -> None:
+                 metrics: ServingMetrics) -> None:
         self.app = app
         self.service = service
         self.tokens = tokens
-        self.on_answer = on_answer
+        self.metrics = metrics
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._mirrors: set[asyncio.Task[None]] = set()  # held so they are not collected mid-flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
@@ -71,9 +75,10 @@ class ScoringRouter:
                                [(b"www-authenticate", b"Bearer")])
             return
         target = _header(scope, DEPLOYMENT_HEADER)
+        mirror: str | None = None
         if target is not None:
             deployment = target.decode("latin-1").strip()
-            if deployment not in endpoint.traffic and (name, deployment) not in service.supervisor.pools:
+            if deployment not in endpoint.deployments:
                 await self._answer(send, 404, _error(
                     "not_found", f"endpoint {name!r} has no deployment {deployment!r}"), _named(deployment))
                 return
@@ -86,18 +91,46 @@ class ScoringRouter:
                     "azureml-model-deployment header"))
                 return
             deployment = chosen
+            mirror = _mirror_pick(endpoint.mirror_traffic)
         body = await _read_body(receive)
         if body is None:
             return
         if len(body) > MAX_BODY:
             await self._answer(send, 413, _error("too_large", f"the request body is over {MAX_BODY >> 20} MiB"))
             return
-        pool = service.supervisor.pools.get((name, deployment))
-        status, payload, headers = await self._forward(pool, name, deployment, body)
+        if mirror is not None:
+            self._send_mirror(service, name, mirror, body)
+        start = time.perf_counter()
+        in_flight = self.metrics.in_flight.labels(name, deployment)
+        in_flight.inc()
+        try:
+            status, payload, headers = await self._forward(service, name, deployment, body)
+        finally:
+            in_flight.dec()
+        self.metrics.latency.labels(name, deployment).observe(time.perf_counter() - start)
+        self.metrics.requests.labels(name, deployment, str(status)).inc()
         await self._answer(send, status, payload, headers + _named(deployment))
 
-    async def _forward(self, pool: Pool | None, endpoint: str, deployment: str,
+    def _send_mirror(self, service: EndpointService, endpoint: str, deployment: str, body: bytes) -> None:
+        """A copy for the mirror deployment: its answer is dropped; never more than MAX_MIRRORS at once."""
+        if len(self._mirrors) >= MAX_MIRRORS:
+            self.metrics.mirrored.labels(endpoint, deployment, "dropped").inc()
+            return
+
+        async def copy() -> None:
+            try:
+                status, _, _ = await self._forward(service, endpoint, deployment, body)
+                self.metrics.mirrored.labels(endpoint, deployment, str(status)).inc()
+            except Exception:  # a mirror must never fail the caller, nor log a storm
+                self.metrics.mirrored.labels(endpoint, deployment, "error").inc()
+
+        task = asyncio.get_running_loop().create_task(copy())
+        self._mirrors.add(task)
+        task.add_done_callback(self._mirrors.discard)
+
+    async def _forward(self, service: EndpointService, endpoint: str, deployment: str,
                        body: bytes) -> tuple[int, bytes, Headers]:
+        pool = service.supervisor.pools.get((endpoint, deployment))
         if pool is None or not pool.ready:
             return 503, _error("unavailable", f"deployment {deployment!r} of endpoint {endpoint!r} has no ready "
                                               "worker right now (starting or restarting); try again shortly"), []
@@ -199,6 +232,14 @@ def _bearer(scope: Scope) -> str | None:
         return None
     scheme, _, credential = value.decode("latin-1").partition(" ")
     return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
+
+
+def _mirror_pick(mirror: dict[str, int]) -> str | None:
+    """The mirror deployment, for its share of requests."""
+    for name, pct in mirror.items():
+        if pct > 0 and random.random() * 100 < pct:  # noqa: S311 - sampling, not security
+            return name
+    return None
 
 
 def _pick(traffic: dict[str, int]) -> str | None:

@@ -1,0 +1,161 @@
+"""Deployments keep answering while parts fail: a killed worker comes back, a rolling update fails no request,
+a restarted server brings its deployments back, a mirror gets its copies. Real server, CLI and workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server import ServerProcess, free_port, run_cli
+
+pytestmark = pytest.mark.slow
+
+EP = "recover-ep"
+REQUEST = {"input_data": [[1.0, 2.0], [8.0, 9.0]]}
+POLL_S = 0.05
+MAX_POLLS = 1200  # bounds every wait below (a minute at most)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp("recover")
+    proc = ServerProcess(root / "workspace", free_port()).init().start()
+    import mlflow.sklearn
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, 8.0, 9.0], "b": [2.0, 1.0, 9.0, 8.0]})
+    mlflow.sklearn.save_model(LogisticRegression().fit(frame, [0, 0, 1, 1]), str(root / "model"),
+                              serialization_format="pickle")
+    (root / "model.yml").write_text("name: rec\nversion: 1\ntype: mlflow_model\npath: ./model\n")
+    run_cli("model", "create", "-f", str(root / "model.yml"), env=proc.env())
+    (root / "ep.yml").write_text(f"name: {EP}\n")
+    run_cli("online-endpoint", "create", "-f", str(root / "ep.yml"), env=proc.env())
+    for name in ("main", "shadow"):
+        (root / f"{name}.yml").write_text(
+            f"name: {name}\nendpoint_name: {EP}\nmodel: azureml:rec:1\ninstance_type: Standard_DS3_v2\n"
+            "instance_count: 1\nenvironment_variables:\n  WORKER_COUNT: '2'\nrequest_settings:\n"
+            "  max_concurrent_requests_per_instance: 4\n")
+    run_cli("online-deployment", "create", "-f", str(root / "main.yml"), "--all-traffic", env=proc.env())
+    yield proc
+    proc.stop()
+
+
+def _key(server: ServerProcess) -> str:
+    creds = run_cli("online-endpoint", "get-credentials", "-n", EP, "-o", "json", env=server.env())
+    return str(json.loads(creds.stdout)["primaryKey"])
+
+
+def _score(client: httpx.Client, server: ServerProcess, key: str, deployment: str | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} | ({"azureml-model-deployment": deployment} if deployment else {})
+    return client.post(f"{server.url}/endpoints/{EP}/score", json=REQUEST, headers=headers, timeout=30)
+
+
+def _workers(deployment: str, server: ServerProcess) -> list[int]:
+    """Pids of this server's workers of ``deployment`` (other test runs may serve the same names)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"mlyard.serving.worker" in args and EP.encode() in args and deployment.encode() in args \
+                and str(server.workspace).encode() in b" ".join(args):
+            found.append(int(pid))
+    return sorted(found)
+
+
+def _metric(server: ServerProcess, name: str, **labels: str) -> float:
+    text = httpx.get(f"{server.url}/metrics", headers=server.headers(), timeout=10).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_killed_worker_is_replaced_and_no_request_fails(server: ServerProcess) -> None:
+    key = _key(server)
+    before = _workers("main", server)
+    assert len(before) == 2
+    os.kill(before[0], signal.SIGKILL)
+    statuses = []
+    with httpx.Client() as client:
+        for _ in range(MAX_POLLS):
+            statuses.append(_score(client, server, key).status_code)
+            now = _workers("main", server)
+            if len(now) == 2 and before[0] not in now and statuses[-1] == 200:
+                break
+            time.sleep(POLL_S)
+    assert set(statuses) == {200}, statuses  # the other worker answered meanwhile
+    assert len(_workers("main", server)) == 2 and before[0] not in _workers("main", server)
+    assert _metric(server, "mlyard_endpoint_worker_restarts_total", endpoint=EP, deployment="main") >= 1
+
+
+def test_rolling_update_fails_no_request(server: ServerProcess) -> None:
+    key = _key(server)
+    statuses: list[int] = []
+    done = threading.Event()
+
+    def load() -> None:
+        with httpx.Client() as client:
+            while not done.is_set() and len(statuses) < 20_000:
+                statuses.append(_score(client, server, key).status_code)
+
+    old = _workers("main", server)
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        run_cli("online-deployment", "update", "-n", "main", "-e", EP, "--set", "instance_count=2", env=server.env())
+    finally:
+        done.set()
+        thread.join()
+    assert statuses and set(statuses) == {200}, [s for s in statuses if s != 200][:5]
+    now = _workers("main", server)
+    assert len(now) == 4 and not set(now) & set(old)
+
+
+def test_mirror_gets_copies_and_the_caller_gets_the_live_answer(server: ServerProcess) -> None:
+    root = server.workspace.parent
+    run_cli("online-deployment", "create", "-f", str(root / "shadow.yml"), env=server.env())
+    run_cli("online-endpoint", "update", "-n", EP, "--mirror-traffic", "shadow=50", env=server.env())
+    key = _key(server)
+    with httpx.Client() as client:
+        served = {_score(client, server, key).headers["azureml-model-deployment"] for _ in range(200)}
+    assert served == {"main"}
+    mirrored = 0.0
+    for _ in range(MAX_POLLS):  # copies are fire-and-forget: wait until they are counted
+        mirrored = _metric(server, "mlyard_endpoint_mirrored_requests_total", endpoint=EP, deployment="shadow")
+        if mirrored >= 50:
+            break
+        time.sleep(POLL_S)
+    # 200 draws at p=0.5: at least 50 copies is more than 7 standard deviations below the mean
+    assert mirrored >= 50
+    assert _metric(server, "mlyard_endpoint_requests_total", endpoint=EP, deployment="main", status="200") >= 200
+    run_cli("online-endpoint", "update", "-n", EP, "--mirror-traffic", "shadow=0", env=server.env())
+
+
+def test_server_restart_brings_deployments_back(server: ServerProcess) -> None:
+    server.stop()
+    assert _workers("main", server) == [] and _workers("shadow", server) == []
+    server.start()
+    key = _key(server)
+    statuses: tuple[int, int] = (0, 0)
+    with httpx.Client() as client:
+        for _ in range(MAX_POLLS):  # restore runs in the background: the API answers at once
+            statuses = (_score(client, server, key).status_code,
+                        _score(client, server, key, deployment="shadow").status_code)
+            if statuses == (200, 200):
+                break
+            assert set(statuses) <= {200, 503}  # while the workers load: a prompt 503, never a hang
+            time.sleep(POLL_S)
+    assert statuses == (200, 200)
+    assert len(_workers("main", server)) == 4 and len(_workers("shadow", server)) == 2
