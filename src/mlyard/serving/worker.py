@@ -6,9 +6,9 @@ runs in an isolated environment that has uvicorn and mlyard's ``src`` on ``PYTHO
 imported while it loads, in the predict thread, when ``GET /`` already answers.
 
 Routes: ``GET /`` liveness, ``GET /ready`` readiness (503 until the model is loaded), ``POST /score``,
-``GET /swagger.json`` (a scoring script's inference-schema, else 404). Predictions run in one thread, so the event
-loop keeps answering liveness whatever the model does. SIGTERM lets in-flight requests finish (5 s at most); the
-worker dies with its parent (``PR_SET_PDEATHSIG``).
+``GET /swagger.json`` (a scoring script's inference-schema, else 404), ``GET /stats`` (what batching did).
+Predictions run in one thread, so the event loop keeps answering liveness whatever the model does. SIGTERM lets
+in-flight requests finish (5 s at most); the worker dies with its parent (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+BATCH_MAX_SIZE = "MLYARD_BATCH_MAX_SIZE"  # requests predicted together at most (no-code only; unset or 1: off)
+BATCH_MAX_WAIT_MS = "MLYARD_BATCH_MAX_WAIT_MS"  # how long the first request of a batch waits for others (default 2)
 GRACEFUL_SHUTDOWN_S = 5
 _UDS_PATH_MAX = 107  # sun_path is 108 bytes on Linux, NUL included
 
@@ -101,8 +103,11 @@ class WorkerApp:
             await _send(send, 200 if ready else 503, b"Ready" if ready else b"Loading", _TEXT)
         elif path == "/swagger.json" and method == "GET" and self.scorer is not None and self.host.swagger:
             await _send(send, 200, self.host.swagger, _JSON)
+        elif path == "/stats" and method == "GET":
+            stats = getattr(self.scorer, "stats", None)
+            await _send(send, 200, answers.dumps({"batching": stats.as_dict() if stats is not None else None}), _JSON)
         else:
-            await _send(send, 404, b"not found: this worker serves /, /ready, /score and /swagger.json", _TEXT)
+            await _send(send, 404, b"not found: this worker serves /, /ready, /score, /swagger.json and /stats", _TEXT)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -200,6 +205,41 @@ def build_host(args: argparse.Namespace) -> Host:
     return MlflowModelHost(args.model_dir / folder)
 
 
+def batching_from_env(args: argparse.Namespace) -> Callable[[Host, ThreadPoolExecutor], Scorer] | None:
+    """The batched ``/score`` path when ``MLYARD_BATCH_MAX_SIZE`` asks for it (no-code deployments only).
+
+    Raises:
+        SystemExit: the variables are not numbers in range (the worker exits 2 with the reason).
+    """
+    raw_size, raw_wait = os.environ.get(BATCH_MAX_SIZE, ""), os.environ.get(BATCH_MAX_WAIT_MS, "2")
+    if not raw_size:
+        return None
+    try:
+        size, wait_ms = int(raw_size), float(raw_wait)
+    except ValueError:
+        size, wait_ms = 0, -1.0
+    if size < 1 or not 0 <= wait_ms <= 1000:
+        sys.stderr.write(f"{BATCH_MAX_SIZE} must be a whole number of requests, at least 1, and {BATCH_MAX_WAIT_MS}"
+                         f" milliseconds between 0 and 1000; got {raw_size!r} and {raw_wait!r} (set them in the "
+                         "deployment's environment_variables)\n")
+        raise SystemExit(2)
+    if size == 1:
+        return None
+    if args.code is not None:
+        log.warning("%s is set but batching applies to no-code MLflow deployments only; "
+                    "this scoring script gets one request per run()", BATCH_MAX_SIZE)
+        return None
+
+    def make(host: Host, executor: ThreadPoolExecutor) -> Scorer:
+        from mlyard.serving.batching import Batcher  # numpy and pandas: imported once the model has loaded them
+        from mlyard.serving.nocode import MlflowModelHost
+
+        assert isinstance(host, MlflowModelHost)
+        return Batcher(host, executor, size, wait_ms / 1000)
+
+    return make
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the worker until SIGTERM; exit 1 when the model fails to load."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -209,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.code is not None:
         os.chdir(args.code)
     host = build_host(args)
-    make_scorer = None
+    make_scorer = batching_from_env(args)
     import uvicorn
 
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")

@@ -1,0 +1,95 @@
+"""Request batching: concurrent requests predicted together, each answered exactly as it would be alone."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mlyard.serving.batching import score_batch
+from mlyard.serving.nocode import MlflowModelHost
+from tests.serving.conftest import COLUMNS, ROWS, SavedModel, WorkerProcess, start_worker
+
+# Bodies a batch mixes: Azure's and MLflow's shapes, several row counts, params, and requests that must fail alone.
+BODIES: list[Any] = [
+    {"input_data": ROWS[:1]},
+    {"input_data": ROWS[1:4]},
+    {"input_data": {"columns": COLUMNS, "index": [7, 8], "data": ROWS[4:6]}},
+    {"input_data": [[1, 2.0]]},  # too narrow: a 400 of its own
+    {"input_data": [["old", 2.0, "oslo"]]},  # fails the signature: a 400 of its own
+    {"dataframe_split": {"columns": COLUMNS, "data": ROWS[2:5]}},
+    {"input_data": ROWS, "params": {"threshold": 0.7}},
+    {"input_data": []},
+    {"input_data": [[33, 45000.0, "paris"]] * 3},
+    b"{broken",
+]
+
+
+def _raw(body: Any) -> bytes:
+    return body if isinstance(body, bytes) else json.dumps(body).encode()
+
+
+@pytest.fixture(scope="module")
+def host(sklearn_model: SavedModel) -> MlflowModelHost:
+    loaded = MlflowModelHost(sklearn_model.path)
+    loaded.load()
+    return loaded
+
+
+def test_a_batch_answers_each_request_as_alone(host: MlflowModelHost) -> None:
+    bodies = [_raw(body) for body in BODIES]
+    alone = [host.score(body) for body in bodies]
+    assert [answer.status for answer in alone] == [200, 200, 200, 400, 400, 200, 200, 400, 200, 400]
+    assert score_batch(host, bodies) == alone
+    assert score_batch(host, list(reversed(bodies))) == list(reversed(alone))
+
+
+@pytest.fixture(scope="module")
+def batching_worker(sklearn_model: SavedModel) -> Iterator[WorkerProcess]:
+    # A batch is full when every concurrent request of the test below has arrived; the wait only bounds a slow start.
+    worker = start_worker("--model-dir", str(sklearn_model.model_dir), "--model-folder", sklearn_model.folder,
+                          env={"MLYARD_BATCH_MAX_SIZE": str(len(BODIES)), "MLYARD_BATCH_MAX_WAIT_MS": "1000"})
+    try:
+        worker.wait_ready()
+        yield worker
+    finally:
+        worker.stop()
+
+
+def test_concurrent_requests_get_the_unbatched_answers(batching_worker: WorkerProcess,
+                                                        nocode_worker: WorkerProcess) -> None:
+    with nocode_worker.client() as client:
+        unbatched = [_answer(client.post("/score", content=_raw(body))) for body in BODIES]
+    batched: list[tuple[int, Any] | None] = [None] * len(BODIES)
+    start = threading.Barrier(len(BODIES))
+
+    def call(position: int) -> None:
+        with batching_worker.client() as client:
+            start.wait(timeout=60)
+            batched[position] = _answer(client.post("/score", content=_raw(BODIES[position])))
+
+    callers = [threading.Thread(target=call, args=(position,)) for position in range(len(BODIES))]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(timeout=120)
+    assert batched == unbatched
+    with batching_worker.client() as client:
+        stats = client.get("/stats").json()["batching"]
+    assert stats["requests"] == len(BODIES) and stats["largest"] > 1
+
+
+def test_batching_settings_out_of_range_stop_the_worker_with_the_reason(tmp_path: Path) -> None:
+    worker = start_worker("--model-dir", str(tmp_path), "--model-folder", "model",
+                          env={"MLYARD_BATCH_MAX_SIZE": "lots"})
+    assert worker.process.wait(timeout=60) == 2
+    assert "MLYARD_BATCH_MAX_SIZE must be a whole number" in worker.log_text()
+
+
+def _answer(response: httpx.Response) -> tuple[int, Any]:
+    return response.status_code, response.json()
