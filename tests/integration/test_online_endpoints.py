@@ -183,3 +183,28 @@ def test_endpoint_delete_stops_its_workers(server: ServerProcess, project: Path)
     cli(server, "online-endpoint", "delete", "-n", EP, "--yes")
     assert _worker_processes(EP, "green", server) == []
     assert _score(server, REQUEST, "any").status_code == 404
+
+
+def test_token_auth_modes(server: ServerProcess, tmp_path: Path) -> None:
+    """aml_token: tokens from get-credentials; aad_token: the workspace's own tokens (no deployment needed)."""
+    for name, mode in (("tok-ep", "aml_token"), ("aad-ep", "aad_token")):
+        (tmp_path / f"{name}.yml").write_text(f"name: {name}\nauth_mode: {mode}\n")
+        cli(server, "online-endpoint", "create", "-f", str(tmp_path / f"{name}.yml"))
+
+    def status(name: str, credential: str) -> httpx.Response:
+        return httpx.post(f"{server.url}/endpoints/{name}/score", json=REQUEST,
+                          headers={"Authorization": f"Bearer {credential}"}, timeout=30)
+
+    creds = json.loads(cli(server, "online-endpoint", "get-credentials", "-n", "tok-ep", "-o", "json"))
+    assert set(creds) == {"accessToken", "tokenType", "expiryTimeUtc"}
+    # past authentication, the request finds no deployment with traffic
+    assert status("tok-ep", creds["accessToken"]).status_code == 503
+    assert status("tok-ep", creds["accessToken"] + "0").status_code == 401
+    assert status("tok-ep", server.token).status_code == 401
+    assert status("aad-ep", server.token).status_code == 503
+    assert "no deployment with traffic" in status("aad-ep", server.token).json()["error"]["message"]
+    assert status("aad-ep", creds["accessToken"]).status_code == 401
+    refused = run_cli("online-endpoint", "get-credentials", "-n", "aad-ep", env=server.env(), check=False)
+    assert refused.returncode == 1 and "workspace token" in refused.stderr
+    for name in ("tok-ep", "aad-ep"):
+        cli(server, "online-endpoint", "delete", "-n", name, "--yes")

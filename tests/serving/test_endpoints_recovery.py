@@ -159,3 +159,60 @@ def test_server_restart_brings_deployments_back(server: ServerProcess) -> None:
             time.sleep(POLL_S)
     assert statuses == (200, 200)
     assert len(_workers("main", server)) == 4 and len(_workers("shadow", server)) == 2
+
+
+SLOW_SCRIPT = '''import json
+import os
+import time
+
+
+def init():
+    pass
+
+
+def run(raw_data):
+    data = json.loads(raw_data)
+    for _ in range(400):  # until the test says go (or 20 s)
+        if not data.get("wait_for") or os.path.exists(data["wait_for"]):
+            break
+        time.sleep(0.05)
+    time.sleep(data.get("sleep", 0))
+    return {"cwd": os.path.basename(os.getcwd())}
+'''
+
+
+def test_scoring_script_limits_408_and_429(server: ServerProcess) -> None:
+    root = server.workspace.parent
+    code = root / "slow-code"
+    code.mkdir()
+    (code / "score.py").write_text(SLOW_SCRIPT)
+    (root / "slow.yml").write_text(
+        f"name: slow\nendpoint_name: {EP}\nmodel: azureml:rec:1\ncode_configuration:\n  code: ./slow-code\n"
+        "  scoring_script: score.py\nenvironment:\n  image: mcr.microsoft.com/azureml/minimal:latest\n"
+        "instance_type: Standard_DS3_v2\ninstance_count: 1\nrequest_settings:\n  request_timeout_ms: 5000\n"
+        "  max_concurrent_requests_per_instance: 1\n")
+    run_cli("online-deployment", "create", "-f", str(root / "slow.yml"), env=server.env())
+    key = _key(server)
+    flag = root / "go"
+    url = f"{server.url}/endpoints/{EP}/score"
+    headers = {"Authorization": f"Bearer {key}", "azureml-model-deployment": "slow"}
+    with httpx.Client() as client:
+        assert client.post(url, json={}, headers=headers).json() == {"cwd": "slow-code"}  # code folder is the cwd
+        first: list[httpx.Response] = []
+        waiting = threading.Thread(target=lambda: first.append(
+            httpx.post(url, json={"wait_for": str(flag)}, headers=headers, timeout=30)))
+        waiting.start()
+        try:
+            for _ in range(MAX_POLLS):
+                if _metric(server, "mlyard_endpoint_requests_in_flight", endpoint=EP, deployment="slow") >= 1:
+                    break
+                time.sleep(POLL_S)
+            busy = client.post(url, json={}, headers=headers)
+        finally:
+            flag.touch()
+            waiting.join()
+        assert busy.status_code == 429 and "max_concurrent_requests_per_instance" in busy.json()["error"]["message"]
+        assert first[0].status_code == 200
+        late = client.post(url, json={"sleep": 8}, headers=headers, timeout=30)
+        assert late.status_code == 408 and "5000 ms" in late.json()["error"]["message"]
+        assert late.headers["azureml-model-deployment"] == "slow"
