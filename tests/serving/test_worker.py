@@ -102,3 +102,32 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_worker_module_imports_no_model_or_server_packages() -> None:
+    """The contract: before it listens, the worker needs only the standard library and uvicorn (orjson if present)."""
+    heavy = ["numpy", "pandas", "mlflow", "sklearn", "fastapi", "pydantic", "sqlalchemy", "httpx", "starlette"]
+    probe = ("import sys, mlyard.serving.worker\n"
+             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))")
+    out = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": str(SRC)},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_answers_without_orjson_are_the_same_json() -> None:
+    """An isolated deployment environment may lack orjson: the standard library writes the same answers."""
+    probe = ("import sys, json\n"
+             "import numpy as np, pandas as pd\n"
+             "values = [np.array([[1, 2], [3, 4]]), np.array(['a', 'b']), np.float32(0.5), np.int64(7),\n"
+             "          pd.DataFrame({'y': [1, 2]}), pd.Series([3.5], name='p'), {'k': np.array([1.5])}, 'text',\n"
+             "          [float('nan'), np.float64('inf')], np.array([np.nan, 1.0])]\n"
+             "from mlyard.serving import answers\n"
+             "print(json.dumps([json.loads(answers.dumps(v)) for v in values]))\n")
+    outputs = []
+    for block in ("", "sys.modules['orjson'] = None\n"):
+        script = probe.replace("import numpy", block + "import numpy", 1)
+        outputs.append(subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(SRC)},
+                                      capture_output=True, text=True, check=True).stdout)
+    assert outputs[0] == outputs[1]
+    assert json.loads(outputs[0]) == [[[1, 2], [3, 4]], ["a", "b"], 0.5, 7, [{"y": 1}, {"y": 2}], [{"p": 3.5}],
+                                      {"k": [1.5]}, "text", [None, None], [None, 1.0]]

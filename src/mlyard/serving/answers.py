@@ -61,7 +61,20 @@ def dumps(value: Any) -> bytes:
     """
     if orjson is not None:
         return orjson.dumps(value, default=_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
-    return json.dumps(value, default=_default, separators=(",", ":"), allow_nan=False).encode()
+    try:
+        return json.dumps(value, default=_default, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:  # NaN or infinity, which JSON lacks: null, as orjson writes them
+        return json.dumps(_finite(json.loads(json.dumps(value, default=_default))), separators=(",", ":")).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if value - value == 0 else None
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value
 
 
 def _default(value: Any) -> Any:

@@ -83,7 +83,7 @@ class ScoringScriptHost:
             return answers.scoring_failed(str(exc) or type(exc).__name__)
         try:
             return answers.ok(result)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # ValueError: NaN or infinity without orjson
             log.error("run() returned a value that cannot be written as JSON", exc_info=exc)
             return answers.scoring_failed(f"run() returned a value that cannot be written as JSON: {exc}")
 
