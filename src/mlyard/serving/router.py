@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -157,6 +158,8 @@ class ScoringRouter:
                                                   "reached; it is restarting, try again shortly"), []
             worker = random.choice(candidates)  # noqa: S311 - load spreading, not security
             tried.add(id(worker))
+            if worker.socket not in self._clients:  # a new worker: forget those that are gone
+                await self._prune()
             try:
                 response = await self._client(worker).post(
                     "http://worker/score", content=body, headers={"content-type": "application/json"})
@@ -174,6 +177,12 @@ class ScoringRouter:
                                        timeout=httpx.Timeout(None))
             self._clients[worker.socket] = client
         return client
+
+    async def _prune(self) -> None:
+        for socket in [s for s in self._clients if not os.path.exists(s)]:
+            client = self._clients.pop(socket, None)
+            if client is not None:
+                await client.aclose()
 
     async def _drop(self, worker: Worker) -> None:
         client = self._clients.pop(worker.socket, None)

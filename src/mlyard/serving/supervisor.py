@@ -89,6 +89,7 @@ class Pool:
     generation: int
     folder: Path
     workers: list[Worker]
+    socket_dir: Path | None = None  # a temporary folder of its own, removed with the pool
     in_flight: int = 0
     stopping: bool = False
     ready: list[Worker] = field(default_factory=list)
@@ -150,7 +151,8 @@ class Supervisor:
         sockets = _short_socket_root(folder)
         workers = [Worker(instance_id=f"g{generation}-{i}", socket=str(sockets / f"g{generation}-{i}.sock"),
                           log_path=folder / f"g{generation}-{i}.log") for i in range(plan.processes)]
-        pool = Pool(plan=plan, generation=generation, folder=folder, workers=workers)
+        pool = Pool(plan=plan, generation=generation, folder=folder, workers=workers,
+                    socket_dir=sockets if sockets != folder else None)
         try:
             for worker in workers:
                 self._spawn(pool, worker)
@@ -205,12 +207,14 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 log.warning("worker %s (pid %d) did not exit", worker.instance_id, worker.proc.pid)
             Path(worker.socket).unlink(missing_ok=True)
+        if pool.socket_dir is not None:
+            shutil.rmtree(pool.socket_dir, ignore_errors=True)
 
     def close(self) -> None:
         """Stop every worker (server shutdown)."""
         self._stop.set()
         with self._lock:
-            pools = list(self.pools.values())
+            pools = [*self.pools.values(), *self._pending]
             self.pools.clear()
         for pool in pools:
             self.stop_pool(pool)
@@ -277,6 +281,8 @@ class Supervisor:
         try:
             deadline = time.monotonic() + self.ready_timeout_s
             while True:
+                if self._stop.is_set() or pool.stopping:
+                    raise self._failure(pool, pool.workers[0], "the server is stopping")
                 pending = [w for w in pool.workers if w.state != "ready"]
                 if not pending:
                     return
