@@ -3,7 +3,7 @@
 A raw ASGI app in front of FastAPI (no per-request framework cost): it authenticates the caller by
 the endpoint's auth mode, picks a deployment (the ``azureml-model-deployment`` header, else a
 weighted random choice by traffic), and forwards the body to one of that deployment's ready workers
-over its unix socket, on a kept-alive connection. Every answer names the deployment that served it.
+over its unix socket, on a kept-alive connection (``upstream.py``). Every answer names the deployment that served it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlyard.auth.tokens import TokenVerifier
@@ -25,6 +24,7 @@ from mlyard.serving import keys as keyring
 from mlyard.serving.endpoints import EndpointService, LiveEndpoint
 from mlyard.serving.metrics import ServingMetrics
 from mlyard.serving.supervisor import Pool, Worker
+from mlyard.serving.upstream import UpstreamError, WorkerConnections
 
 log = logging.getLogger("mlyard.serving")
 
@@ -48,7 +48,7 @@ class ScoringRouter:
         self.service = service
         self.tokens = tokens
         self.metrics = metrics
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._clients: dict[str, WorkerConnections] = {}
         self._mirrors: set[asyncio.Task[None]] = set()  # held so they are not collected mid-flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -159,40 +159,29 @@ class ScoringRouter:
             worker = random.choice(candidates)  # noqa: S311 - load spreading, not security
             tried.add(id(worker))
             if worker.socket not in self._clients:  # a new worker: forget those that are gone
-                await self._prune()
+                self._prune()
             try:
-                response = await self._client(worker).post(
-                    "http://worker/score", content=body, headers={"content-type": "application/json"})
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                answer = await self._connections(worker).score(body)
+            except UpstreamError as exc:
                 log.warning("worker %s unreachable (%s); trying another", worker.instance_id, exc)
-                await self._drop(worker)
+                self._drop(worker)
                 continue
-            content_type = response.headers.get("content-type", "application/json").encode()
-            return response.status_code, response.content, [(b"content-type", content_type)]
+            return answer.status, answer.body, [(b"content-type", answer.content_type)]
 
-    def _client(self, worker: Worker) -> httpx.AsyncClient:
-        client = self._clients.get(worker.socket)
-        if client is None:
-            client = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=worker.socket, retries=0),
-                                       timeout=httpx.Timeout(None))
-            self._clients[worker.socket] = client
-        return client
+    def _connections(self, worker: Worker) -> WorkerConnections:
+        connections = self._clients.get(worker.socket)
+        if connections is None:
+            connections = self._clients[worker.socket] = WorkerConnections(worker.socket)
+        return connections
 
-    async def _prune(self) -> None:
+    def _prune(self) -> None:
         for socket in [s for s in self._clients if not os.path.exists(s)]:
-            client = self._clients.pop(socket, None)
-            if client is not None:
-                await client.aclose()
+            self._clients.pop(socket).close()
 
-    async def _drop(self, worker: Worker) -> None:
-        client = self._clients.pop(worker.socket, None)
-        if client is not None:
-            await client.aclose()
-
-    async def close(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+    def _drop(self, worker: Worker) -> None:
+        connections = self._clients.pop(worker.socket, None)
+        if connections is not None:
+            connections.close()
 
     async def _authorized(self, endpoint: LiveEndpoint, scope: Scope) -> bool:
         credential = _bearer(scope)
