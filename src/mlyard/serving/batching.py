@@ -59,13 +59,13 @@ class Batcher:
         self.max_size = max_size
         self.max_wait_s = max_wait_s
         self.stats = BatchStats(max_size, max_wait_s * 1000)
-        self._pending: list[tuple[bytes, asyncio.Future[Answer]]] = []
+        self._pending: list[tuple[bytes, str | None, asyncio.Future[Answer]]] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    async def __call__(self, body: bytes) -> Answer:
+    async def __call__(self, body: bytes, request_id: str | None = None) -> Answer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Answer] = loop.create_future()
-        self._pending.append((body, future))
+        self._pending.append((body, request_id, future))
         if len(self._pending) >= self.max_size:
             self._flush()
         elif self._timer is None:
@@ -81,22 +81,24 @@ class Batcher:
         self.stats.requests += len(batch)
         self.stats.largest = max(self.stats.largest, len(batch))
         running = asyncio.get_running_loop().run_in_executor(
-            self.executor, score_batch, self.host, [body for body, _ in batch])
+            self.executor, score_batch, self.host, [body for body, _, _ in batch], [rid for _, rid, _ in batch])
 
         def deliver(done: asyncio.Future[list[Answer]]) -> None:
             if done.cancelled() or done.exception() is not None:
                 results = [answers.scoring_failed(f"the batch failed: {done.exception()!r}")] * len(batch)
             else:
                 results = done.result()
-            for (_, future), result in zip(batch, results, strict=True):
+            for (_, _, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
 
         running.add_done_callback(deliver)
 
 
-def score_batch(host: MlflowModelHost, bodies: list[bytes]) -> list[Answer]:
+def score_batch(host: MlflowModelHost, bodies: list[bytes],
+                request_ids: list[str | None] | None = None) -> list[Answer]:
     """Answer ``bodies`` as :meth:`MlflowModelHost.score` would one by one, predicting compatible ones together."""
+    ids = request_ids or [None] * len(bodies)
     results: list[Answer | None] = [None] * len(bodies)
     groups: dict[Hashable, list[tuple[int, ModelInput]]] = {}
     for position, body in enumerate(bodies):
@@ -110,13 +112,19 @@ def score_batch(host: MlflowModelHost, bodies: list[bytes]) -> list[Answer]:
             continue
         groups.setdefault(_batch_key(request) or ("alone", position), []).append((position, request))
     for members in groups.values():
-        for position, result in _predict_group(host, members):
+        for position, request, prediction, result in _predict_group(host, members):
             results[position] = result
+            if host.collector is not None and prediction is not _FAILED:
+                host.record(request, prediction, bodies[position], result.body, ids[position])
     assert all(result is not None for result in results)
     return [result for result in results if result is not None]
 
 
-def _predict_group(host: MlflowModelHost, members: list[tuple[int, ModelInput]]) -> list[tuple[int, Answer]]:
+_FAILED = object()
+Outcome = tuple[int, ModelInput, Any, Answer]  # position, request, its prediction (or _FAILED), its answer
+
+
+def _predict_group(host: MlflowModelHost, members: list[tuple[int, ModelInput]]) -> list[Outcome]:
     if len(members) > 1:
         rows = [len(request.data) for _, request in members]
         combined = _concat([request.data for _, request in members])
@@ -125,18 +133,19 @@ def _predict_group(host: MlflowModelHost, members: list[tuple[int, ModelInput]])
         except Exception:  # one request's data fails the whole call: predict them one by one to find which
             parts = None
         if parts is not None:
-            return [(position, Answer(200, answer(part, request)))
+            return [(position, request, part, Answer(200, answer(part, request)))
                     for (position, request), part in zip(members, parts, strict=True)]
-    return [(position, _single(host, request)) for position, request in members]
+    return [(position, request, *_single(host, request)) for position, request in members]
 
 
-def _single(host: MlflowModelHost, request: ModelInput) -> Answer:
+def _single(host: MlflowModelHost, request: ModelInput) -> tuple[Any, Answer]:
     try:
-        return Answer(200, answer(host.predict(request), request))
+        prediction = host.predict(request)
+        return prediction, Answer(200, answer(prediction, request))
     except PayloadError as exc:
-        return answers.invalid_request(str(exc))
+        return _FAILED, answers.invalid_request(str(exc))
     except Exception as exc:
-        return failure(exc)
+        return _FAILED, failure(exc)
 
 
 def _batch_key(request: ModelInput) -> Hashable | None:

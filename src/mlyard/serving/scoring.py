@@ -69,7 +69,7 @@ class ScoringScriptHost:
             self._schema_inputs = bool(get_input_schema(run).get("properties"))
             self.swagger = _swagger(run, self.script)
 
-    def score(self, body: bytes) -> Answer:
+    def score(self, body: bytes, request_id: str | None = None) -> Answer:
         """Answer one ``/score`` body with ``run``'s return value."""
         assert self._run is not None, "score() before load()"
         try:

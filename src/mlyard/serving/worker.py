@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 from mlyard.serving import answers
 from mlyard.serving.answers import Answer
+from mlyard.serving.collector import ENV as COLLECTOR_ENV
+from mlyard.serving.collector import CollectorError, DataCollector
 
 log = logging.getLogger("mlyard.serving.worker")
 
@@ -53,14 +55,14 @@ class Host(Protocol):
     def load(self) -> None:
         """Load the model or run ``init()``; called once, in the predict thread."""
 
-    def score(self, body: bytes) -> Answer:
-        """Answer one ``/score`` body; never raises."""
+    def score(self, body: bytes, request_id: str | None = None) -> Answer:
+        """Answer one ``/score`` body (``request_id``: the caller's ``x-request-id``); never raises."""
 
 
 class Scorer(Protocol):
     """How ``/score`` reaches the host: one request at a time, or batched (``batching.Batcher``)."""
 
-    async def __call__(self, body: bytes) -> Answer: ...
+    async def __call__(self, body: bytes, request_id: str | None = None) -> Answer: ...
 
 
 class WorkerApp:
@@ -94,7 +96,11 @@ class WorkerApp:
                 await _send(send, 405, b"use POST /score", _TEXT)
                 return
             body = await _read_body(receive)
-            answer = await self.scorer(body) if self.scorer is not None else answers.not_ready()
+            request_id = None
+            for name, value in scope["headers"]:
+                if name == b"x-request-id":
+                    request_id = value.decode("latin-1")
+            answer = await self.scorer(body, request_id) if self.scorer is not None else answers.not_ready()
             await _send(send, answer.status, answer.body, _JSON)
         elif path == "/" and method in ("GET", "HEAD"):
             await _send(send, 200, b"Healthy", _TEXT)
@@ -133,8 +139,8 @@ class WorkerApp:
 
 
 def _single(host: Host, executor: ThreadPoolExecutor) -> Scorer:
-    async def score(body: bytes) -> Answer:
-        return await asyncio.get_running_loop().run_in_executor(executor, host.score, body)
+    async def score(body: bytes, request_id: str | None = None) -> Answer:
+        return await asyncio.get_running_loop().run_in_executor(executor, host.score, body, request_id)
 
     return score
 
@@ -191,18 +197,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def build_host(args: argparse.Namespace) -> Host:
+def build_host(args: argparse.Namespace, collector: DataCollector | None) -> Host:
     """The host for the deployment's kind; nothing is imported or loaded yet."""
     os.environ["AZUREML_MODEL_DIR"] = str(args.model_dir)
     if args.code is not None:
         from mlyard.serving.scoring import ScoringScriptHost
 
+        if collector is not None:
+            log.warning("%s is set, but mlyard collects data for no-code deployments only so far: a scoring "
+                        "script's azureml-ai-monitoring Collector writes nothing here", COLLECTOR_ENV)
         return ScoringScriptHost(args.code, args.scoring_script)
     folder = args.model_folder or os.environ["MLFLOW_MODEL_FOLDER"]
     os.environ["MLFLOW_MODEL_FOLDER"] = folder
     from mlyard.serving.nocode import MlflowModelHost
 
-    return MlflowModelHost(args.model_dir / folder)
+    return MlflowModelHost(args.model_dir / folder, collector)
 
 
 def batching_from_env(args: argparse.Namespace) -> Callable[[Host, ThreadPoolExecutor], Scorer] | None:
@@ -248,7 +257,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.code is not None:
         os.chdir(args.code)
-    host = build_host(args)
+    try:
+        collector = DataCollector.from_env(args.instance_id)
+    except CollectorError as exc:
+        sys.stderr.write(f"{exc}\n")
+        raise SystemExit(2) from None
+    host = build_host(args, collector)
     make_scorer = batching_from_env(args)
     import uvicorn
 
@@ -275,6 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     log.info("worker %s of %s/%s starting on %s", args.instance_id, args.endpoint, args.deployment, args.socket)
     server.run()
+    if collector is not None:
+        collector.close()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
