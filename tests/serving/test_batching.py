@@ -27,6 +27,7 @@ BODIES: list[Any] = [
     {"input_data": []},
     {"input_data": [[33, 45000.0, "paris"]] * 3},
     b"{broken",
+    {"inputs": 5},  # a 0-d tensor: predicted alone
 ]
 
 
@@ -44,7 +45,7 @@ def host(sklearn_model: SavedModel) -> MlflowModelHost:
 def test_a_batch_answers_each_request_as_alone(host: MlflowModelHost) -> None:
     bodies = [_raw(body) for body in BODIES]
     alone = [host.score(body) for body in bodies]
-    assert [answer.status for answer in alone] == [200, 200, 200, 400, 400, 200, 200, 400, 200, 400]
+    assert [answer.status for answer in alone] == [200, 200, 200, 400, 400, 200, 200, 400, 200, 400, 400]
     assert score_batch(host, bodies) == alone
     assert score_batch(host, list(reversed(bodies))) == list(reversed(alone))
 

@@ -84,8 +84,9 @@ class Batcher:
             self.executor, score_batch, self.host, [body for body, _, _ in batch], [rid for _, rid, _ in batch])
 
         def deliver(done: asyncio.Future[list[Answer]]) -> None:
-            if done.cancelled() or done.exception() is not None:
-                results = [answers.scoring_failed(f"the batch failed: {done.exception()!r}")] * len(batch)
+            error = "cancelled" if done.cancelled() else done.exception()
+            if error is not None:  # score_batch answers every failure itself; this is the last resort
+                results = [answers.scoring_failed(f"the batch failed: {error!r}")] * len(batch)
             else:
                 results = done.result()
             for (_, _, future), result in zip(batch, results, strict=True):
@@ -130,11 +131,11 @@ def _predict_group(host: MlflowModelHost, members: list[tuple[int, ModelInput]])
         combined = _concat([request.data for _, request in members])
         try:
             parts = _split(host.predict(ModelInput(combined, None, mlflow_shape=False)), rows)
+            if parts is not None:
+                return [(position, request, part, Answer(200, answer(part, request)))
+                        for (position, request), part in zip(members, parts, strict=True)]
         except Exception:  # one request's data fails the whole call: predict them one by one to find which
-            parts = None
-        if parts is not None:
-            return [(position, request, part, Answer(200, answer(part, request)))
-                    for (position, request), part in zip(members, parts, strict=True)]
+            pass
     return [(position, request, *_single(host, request)) for position, request in members]
 
 
@@ -151,11 +152,12 @@ def _single(host: MlflowModelHost, request: ModelInput) -> tuple[Any, Answer]:
 def _batch_key(request: ModelInput) -> Hashable | None:
     """Requests with equal keys can be concatenated without changing any one's input; None: predict it alone."""
     data = request.data
-    if request.params is not None or len(data) == 0:  # an empty input may fail alone, so it must not ride along
+    if request.params is not None:
         return None
-    if isinstance(data, pd.DataFrame):
+    # An empty input may fail alone, so it must not ride along with others.
+    if isinstance(data, pd.DataFrame) and len(data):
         return ("frame", tuple(data.columns), tuple(str(dtype) for dtype in data.dtypes))
-    if isinstance(data, np.ndarray) and data.ndim >= 1 and data.dtype != object:
+    if isinstance(data, np.ndarray) and data.ndim >= 1 and len(data) and data.dtype != object:
         return ("array", data.shape[1:], data.dtype.str)
     return None
 
