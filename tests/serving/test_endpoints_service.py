@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,3 +115,29 @@ def test_delete_endpoint_removes_it(service: EndpointService) -> None:
     assert "ep-ten" not in service.live
     with pytest.raises(NotFoundError):
         service.delete_endpoint("ep-ten")
+
+
+def test_data_collector_settings_reach_the_worker(service: EndpointService, tmp_path: Path) -> None:
+    """Enabled collections become MLYARD_DATA_COLLECTOR: each with its folder, Azure's default path unless given."""
+    spec = {
+        "name": "blue", "endpoint_name": "ep-dc",
+        "code_configuration": {"code": "azureml://datastores/workspaceblobstore/paths/LocalUpload/abc/src",
+                               "scoring_script": "score.py"},
+        "environment": {"image": "mcr.microsoft.com/azureml/minimal:latest"},
+        "data_collector": {"sampling_rate": 0.5, "rolling_rate": "Minute", "collections": {
+            "model_inputs": {"enabled": "True"},
+            "model_outputs": {"enabled": True, "data": {
+                "path": "azureml://datastores/workspaceblobstore/paths/mdc/outputs"}},
+            "request": {"enabled": False}}},
+    }
+    plan = service.resolver.plan("ep-dc", service.resolver.validate("ep-dc", spec))
+    settings = json.loads(plan.env["MLYARD_DATA_COLLECTOR"])
+    root = tmp_path / "artifacts"
+    assert settings == {
+        "sampling_rate": 0.5, "rolling_rate": "minute", "source": "ep-dc/blue", "model_version": "",
+        "collections": {"model_inputs": str(root / "modelDataCollector/ep-dc/blue/model_inputs"),
+                        "model_outputs": str(root / "mdc/outputs")},
+    }
+    assert plan.code_dir == str(root / "LocalUpload/abc/src")
+    del spec["data_collector"]
+    assert "MLYARD_DATA_COLLECTOR" not in service.resolver.plan("ep-dc", service.resolver.validate("ep-dc", spec)).env

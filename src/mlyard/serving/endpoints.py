@@ -11,7 +11,6 @@ import builtins
 import logging
 import threading
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import select
@@ -21,9 +20,9 @@ from mlyard.assets.service import AssetService
 from mlyard.core.errors import AlreadyExistsError, ConflictError, InvalidRequestError, NotFoundError
 from mlyard.core.timeutil import now_ms
 from mlyard.serving import keys as keyring
-from mlyard.serving.supervisor import Supervisor, WorkerPlan
+from mlyard.serving.plans import DeploymentResolver
+from mlyard.serving.supervisor import Supervisor
 from mlyard.specs import load_spec_dict
-from mlyard.specs.references import classify_path, parse_datastore_uri
 from mlyard.store.blobs import DatastoreRegistry
 from mlyard.store.db import Database
 from mlyard.store.serving_schema import OnlineDeploymentRow, OnlineEndpointRow
@@ -84,8 +83,7 @@ class EndpointService:
     def __init__(self, db: Database, assets: AssetService, datastores: DatastoreRegistry,
                  supervisor: Supervisor) -> None:
         self._db = db
-        self._assets = assets
-        self._datastores = datastores
+        self.resolver = DeploymentResolver(assets, datastores)
         self.supervisor = supervisor
         self.live: dict[str, LiveEndpoint] = {}
         self._lock = threading.Lock()  # one change of an endpoint's deployments at a time
@@ -100,7 +98,7 @@ class EndpointService:
             rows = list(s.scalars(select(OnlineDeploymentRow)))
         for row in rows:
             try:
-                pool = self.supervisor.start(self._plan(row.endpoint, row.spec))
+                pool = self.supervisor.start(self.resolver.plan(row.endpoint, row.spec))
             except Exception as exc:
                 log.error("could not restore deployment %s/%s: %s", row.endpoint, row.name, exc)
                 self._set_state(row.endpoint, row.name, "Failed")
@@ -268,7 +266,7 @@ class EndpointService:
     def create_deployment(self, endpoint: str, spec: dict[str, Any], actor: str, *,
                           all_traffic: bool = False) -> OnlineDeploymentRow:
         """Start the deployment's workers, wait until they are ready, then store it (and its traffic)."""
-        clean = self._validate(endpoint, spec)
+        clean = self.resolver.validate(endpoint, spec)
         name = clean["name"]
         self.get_endpoint(endpoint)
         key = (endpoint, name)
@@ -281,8 +279,8 @@ class EndpointService:
                                          details={"endpoint": endpoint, "deployment": name})
             self._busy.add(key)
         try:
-            plan = self._plan(endpoint, clean)
-            model = self._model_label(clean)
+            plan = self.resolver.plan(endpoint, clean)
+            model = self.resolver.model_label(clean)
             pool = self.supervisor.start(plan)
             try:
                 row = self._db.run_in_transaction(
@@ -316,7 +314,7 @@ class EndpointService:
 
     def update_deployment(self, endpoint: str, spec: dict[str, Any], actor: str) -> OnlineDeploymentRow:
         """Roll the workers: start the new set, wait until ready, switch traffic to it, drain the old."""
-        clean = self._validate(endpoint, spec)
+        clean = self.resolver.validate(endpoint, spec)
         name = clean["name"]
         self.get_deployment(endpoint, name)
         key = (endpoint, name)
@@ -326,8 +324,8 @@ class EndpointService:
                                     "when that finishes", details={"endpoint": endpoint, "deployment": name})
             self._busy.add(key)
         try:
-            plan = self._plan(endpoint, clean)
-            model = self._model_label(clean)
+            plan = self.resolver.plan(endpoint, clean)
+            model = self.resolver.model_label(clean)
             pool = self.supervisor.start(plan)
 
             def write(s: Session) -> OnlineDeploymentRow:
@@ -379,73 +377,3 @@ class EndpointService:
     def deployment_logs(self, endpoint: str, name: str, lines: int) -> str:
         self.get_deployment(endpoint, name)
         return self.supervisor.logs(endpoint, name, lines)
-
-    # -- resolving a spec ----------------------------------------------------------------------
-
-    @staticmethod
-    def _validate(endpoint: str, spec: dict[str, Any]) -> dict[str, Any]:
-        if isinstance(spec, dict) and not spec.get("endpoint_name"):
-            spec = {**spec, "endpoint_name": endpoint}
-        clean = load_spec_dict(spec, "online-deployment").to_dict()
-        if clean["endpoint_name"] != endpoint:
-            raise InvalidRequestError(f"the deployment spec names endpoint {clean['endpoint_name']!r}, but it is "
-                                      f"being created under {endpoint!r}; drop endpoint_name or make them agree")
-        return clean
-
-    def _model_asset(self, spec: dict[str, Any]) -> Any:
-        model = spec.get("model")
-        if model is None:
-            return None
-        if not isinstance(model, str):
-            raise InvalidRequestError(
-                "the deployment's model is inline; register it first ('mlyard model create -f model.yml') and "
-                "name it as model: azureml:<name>:<version>", details={"field": "model"})
-        return self._assets.resolve("model", model)
-
-    def _model_label(self, spec: dict[str, Any]) -> str | None:
-        asset = self._model_asset(spec)
-        return f"{asset.name}:{asset.version}" if asset is not None else None
-
-    def _local(self, uri: str, what: str) -> str:
-        if classify_path(uri) == "local":
-            raise InvalidRequestError(f"{what} {uri!r} is a path on the client; upload it first (the CLI and the "
-                                      "SDK do) and send its datastore URI")
-        ds, rel = parse_datastore_uri(uri)
-        local = self._datastores.get(ds).local_path(rel)
-        if local is None:
-            raise InvalidRequestError(f"{what} {uri!r} is on datastore {ds!r}, which is not on this machine; "
-                                      "online deployments serve from the workspace's local datastores")
-        return local
-
-    def _plan(self, endpoint: str, spec: dict[str, Any]) -> WorkerPlan:
-        asset = self._model_asset(spec)
-        code = spec.get("code_configuration")
-        if asset is None and code is None:
-            raise InvalidRequestError("the deployment has neither a model nor code_configuration to serve")
-        if code is None and asset.asset_type != "mlflow_model":
-            raise InvalidRequestError(
-                f"model {asset.name}:{asset.version} is a {asset.asset_type}, not an mlflow_model: deploy it with "
-                "code_configuration (a scoring script) and an environment", details={"field": "model"})
-        model_dir, model_folder = "", None
-        if asset is not None:
-            if not asset.path:
-                raise InvalidRequestError(f"model {asset.name}:{asset.version} has no files to serve")
-            local = PurePosixPath(self._local(asset.path, f"model {asset.name}:{asset.version}"))
-            model_dir, model_folder = str(local.parent), local.name
-        code_dir = self._local(code["code"], "code_configuration.code") if code else None
-        env = {str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()}
-        try:
-            worker_count = int(env.get("WORKER_COUNT", "1"))
-        except ValueError:
-            worker_count = 0
-        if not 1 <= worker_count <= 64:
-            raise InvalidRequestError(f"environment_variables.WORKER_COUNT is {env.get('WORKER_COUNT')!r}; it must "
-                                      "be a whole number from 1 to 64", details={"field": "environment_variables"})
-        settings = spec.get("request_settings") or {}
-        return WorkerPlan(
-            endpoint=endpoint, deployment=spec["name"], model_dir=model_dir, model_folder=model_folder,
-            code_dir=code_dir, scoring_script=code["scoring_script"] if code else None, env=env,
-            instance_count=int(spec.get("instance_count", 1)), worker_count=worker_count,
-            request_timeout_ms=int(settings.get("request_timeout_ms", 5000)),
-            max_concurrent_per_instance=int(settings.get("max_concurrent_requests_per_instance", 1)),
-        )
