@@ -100,6 +100,28 @@ def test_killed_worker_is_replaced_and_no_request_fails(server: ServerProcess) -
     assert _metric(server, "mlyard_endpoint_worker_restarts_total", endpoint=EP, deployment="main") >= 1
 
 
+def test_hung_worker_is_killed_and_replaced(server: ServerProcess) -> None:
+    """A worker that stops answering its liveness probe (here: SIGSTOP) leaves the router's choice, then is replaced."""
+    root = server.workspace.parent
+    (root / "hang.yml").write_text(
+        f"name: hang\nendpoint_name: {EP}\nmodel: azureml:rec:1\ninstance_type: Standard_DS3_v2\ninstance_count: 1\n"
+        "liveness_probe:\n  period: 1\n  timeout: 1\n  failure_threshold: 2\n")
+    run_cli("online-deployment", "create", "-f", str(root / "hang.yml"), env=server.env())
+    [stuck] = _workers("hang", server)
+    os.kill(stuck, signal.SIGSTOP)
+    key = _key(server)
+    with httpx.Client() as client:
+        for _ in range(MAX_POLLS):
+            now = _workers("hang", server)
+            if now and stuck not in now and _score(client, server, key, deployment="hang").status_code == 200:
+                break
+            time.sleep(POLL_S)
+    assert stuck not in _workers("hang", server)
+    with httpx.Client() as client:
+        assert _score(client, server, key, deployment="hang").status_code == 200
+    run_cli("online-deployment", "delete", "-n", "hang", "-e", EP, "--yes", env=server.env())
+
+
 def test_rolling_update_fails_no_request(server: ServerProcess) -> None:
     key = _key(server)
     statuses: list[int] = []

@@ -111,10 +111,13 @@ class DeploymentResolver:
         if collector is not None:
             env[COLLECTOR_ENV] = json.dumps(collector)
         settings = spec.get("request_settings") or {}
+        liveness = spec.get("liveness_probe") or {}
         return WorkerPlan(
             endpoint=endpoint, deployment=spec["name"], model_dir=model_dir, model_folder=model_folder,
             code_dir=code_dir, scoring_script=code["scoring_script"] if code else None, env=env,
             instance_count=int(spec.get("instance_count", 1)), worker_count=worker_count,
             request_timeout_ms=int(settings.get("request_timeout_ms", 5000)),
             max_concurrent_per_instance=int(settings.get("max_concurrent_requests_per_instance", 1)),
+            liveness_period_s=float(liveness.get("period", 10)), liveness_timeout_s=float(liveness.get("timeout", 2)),
+            liveness_failures=int(liveness.get("failure_threshold", 30)),
         )

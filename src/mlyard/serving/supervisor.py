@@ -57,6 +57,9 @@ class WorkerPlan:
     worker_count: int
     request_timeout_ms: int
     max_concurrent_per_instance: int
+    liveness_period_s: float = 10.0  # the YAML's liveness_probe (Azure's defaults)
+    liveness_timeout_s: float = 2.0
+    liveness_failures: int = 30
 
     @property
     def processes(self) -> int:
@@ -69,7 +72,8 @@ class WorkerPlan:
 
 @dataclass(eq=False)
 class Worker:
-    """One worker process; ``state`` is starting, ready, down (waiting to restart) or stopped."""
+    """One worker process; ``state`` is starting, ready, unresponsive (alive but failing its liveness probe, out
+    of the router's choice), down (waiting to restart) or stopped."""
 
     instance_id: str
     socket: str
@@ -79,6 +83,8 @@ class Worker:
     failures: int = 0
     restarts: int = 0
     restart_at: float = 0.0
+    probe_at: float = 0.0
+    misses: int = 0  # liveness probes failed in a row
 
 
 @dataclass(eq=False)
@@ -322,13 +328,35 @@ class Supervisor:
                 except Exception:  # the monitor must outlive any one worker's trouble
                     log.exception("supervising %s/%s", pool.plan.endpoint, pool.plan.deployment)
 
+    @staticmethod
+    def _check_liveness(pool: Pool, worker: Worker, now: float) -> bool:
+        """Probe ``GET /``: a worker that misses leaves the router's choice; after ``liveness_failures`` misses
+        in a row it is killed (and restarted like any worker that exits). Returns whether its state changed."""
+        plan = pool.plan
+        worker.probe_at = now + plan.liveness_period_s
+        if _probe(worker.socket, "/", plan.liveness_timeout_s):
+            worker.misses = 0
+            if worker.state == "unresponsive":
+                worker.state = "ready"
+                return True
+            return False
+        worker.misses += 1
+        changed = worker.state == "ready"
+        worker.state = "unresponsive"
+        if worker.misses >= plan.liveness_failures and worker.proc is not None:
+            log.warning("worker %s of %s/%s failed %d liveness probes in a row; killing it", worker.instance_id,
+                        plan.endpoint, plan.deployment, worker.misses)
+            kill_group(worker.proc.pid)
+        return changed
+
     def _tend(self, pool: Pool) -> None:
         if pool.stopping:
             return
         changed = False
         now = time.monotonic()
         for worker in pool.workers:
-            if worker.state in ("ready", "starting") and worker.proc is not None and worker.proc.poll() is not None:
+            if worker.state in ("ready", "starting", "unresponsive") and worker.proc is not None \
+                    and worker.proc.poll() is not None:
                 worker.failures += 1
                 delay = min(MAX_BACKOFF_S, 0.25 * 2 ** (worker.failures - 1))
                 log.warning("worker %s of %s/%s exited with code %s; restarting in %.2f s", worker.instance_id,
@@ -343,18 +371,21 @@ class Supervisor:
                 self._spawn(pool, worker)
             elif worker.state == "starting" and _probe(worker.socket):
                 worker.state = "ready"
-                worker.failures = 0
+                worker.failures, worker.misses = 0, 0
+                worker.probe_at = now + pool.plan.liveness_period_s
                 changed = True
+            elif worker.state in ("ready", "unresponsive") and now >= worker.probe_at:
+                changed |= self._check_liveness(pool, worker, now)
         if changed:
             pool.refresh_ready()
 
 
-def _probe(socket: str) -> bool:
-    """Whether the worker on ``socket`` answers ``GET /ready`` with 200."""
+def _probe(socket: str, path: str = "/ready", timeout: float = 1.0) -> bool:
+    """Whether the worker on ``socket`` answers ``GET path`` with 200."""
     if not os.path.exists(socket):
         return False
     try:
-        with httpx.Client(transport=httpx.HTTPTransport(uds=socket), timeout=1.0) as client:
-            return client.get("http://worker/ready").status_code == 200
+        with httpx.Client(transport=httpx.HTTPTransport(uds=socket), timeout=timeout) as client:
+            return client.get(f"http://worker{path}").status_code == 200
     except httpx.HTTPError:
         return False
