@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ import pytest
 
 from mlyard.serving.collector import DataCollector
 from mlyard.serving.nocode import MlflowModelHost
-from tests.serving.conftest import COLUMNS, ROWS, SavedModel, start_worker
+from tests.serving.conftest import COLUMNS, ROWS, SRC, SavedModel, start_worker
 
 NAMES = ("model_inputs", "model_outputs", "request", "response")
 
@@ -92,3 +94,53 @@ def test_sampling_rate_leaves_requests_out(tmp_path: Path) -> None:
     finally:
         rare.close()
         every.close()
+
+
+SDK_SCRIPT = '''
+import json
+import pandas as pd
+from azureml.ai.monitoring import Collector
+
+def init():
+    global inputs, outputs
+    inputs, outputs = Collector(name="model_inputs"), Collector(name="model_outputs")
+
+def run(raw_data):
+    frame = pd.DataFrame(json.loads(raw_data)["data"], columns=["a", "b"])
+    context = inputs.collect(frame)
+    result = pd.DataFrame({"total": frame["a"] + frame["b"]})
+    outputs.collect(result, context)
+    return result["total"].tolist()
+'''
+
+
+def test_a_scoring_scripts_azureml_collector_lands_in_the_same_place(tmp_path: Path) -> None:
+    sdk = pytest.importorskip("azureml.ai.monitoring",
+                              reason="azureml-ai-monitoring (mlyard's azure extra) is not installed: SDK untested")
+    site = str(Path(sdk.__file__).parents[3])
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text(SDK_SCRIPT)
+    folders = {name: tmp_path / name for name in ("model_inputs", "model_outputs")}
+    config = {"collections": {name: str(folder) for name, folder in folders.items()}}
+    worker = start_worker("--model-dir", str(tmp_path), "--code", str(code), "--scoring-script", "score.py",
+                          env={"MLYARD_DATA_COLLECTOR": json.dumps(config),
+                               "PYTHONPATH": os.pathsep.join([str(SRC), site])})
+    try:
+        worker.wait_ready()
+        with worker.client() as client:
+            response = client.post("/score", json={"data": [[1, 2], [3, 4]]})
+        assert (response.status_code, response.json()) == (200, [3, 7])
+        for _ in range(300):  # the SDK posts from its own thread: bounded wait for both files
+            if all(list(folder.rglob("*.jsonl")) for folder in folders.values()):
+                break
+            time.sleep(0.1)
+    finally:
+        assert worker.stop() == 0
+    inputs = [json.loads(line) for path in folders["model_inputs"].rglob("0.jsonl") for line in path.open()]
+    outputs = [json.loads(line) for path in folders["model_outputs"].rglob("0.jsonl") for line in path.open()]
+    assert [event["data"] for event in inputs] == [[{"a": 1, "b": 2}, {"a": 3, "b": 4}]]
+    assert [event["data"] for event in outputs] == [[{"total": 3}, {"total": 7}]]
+    assert inputs[0]["correlationid"] == outputs[0]["correlationid"]  # the context ties outputs to inputs
+    assert inputs[0]["type"] == "azureml.inference.model_inputs"
+    assert inputs[0]["collectdatatype"] == "pandas.core.frame.DataFrame"

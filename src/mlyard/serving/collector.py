@@ -5,7 +5,9 @@ The supervisor turns the deployment's ``data_collector`` into ``MLYARD_DATA_COLL
     {"sampling_rate": 1.0, "rolling_rate": "hour", "source": "<endpoint>/<deployment>", "model_version": "m:1",
      "collections": {"model_inputs": "/abs/folder", "model_outputs": "/abs/folder", "request": "/abs/folder"}}
 
-(only enabled collections, each with the local folder its ``data.path`` resolves to). The request path only puts
+(only enabled collections, each with the local folder its ``data.path`` resolves to). A no-code deployment's host
+collects what Azure's no-code script collects; a scoring script's ``azureml.ai.monitoring.Collector`` posts to the
+worker, which stands in for Azure's collector sidecar (:func:`serve_azureml_collector`). The request path only puts
 events on a bounded queue (a full queue drops and counts); one thread writes them, several to a line-append at a
 time, to ``<folder>/<yyyy>/<MM>/<dd>/<HH>/<instance_id>.jsonl`` (the partition stops at ``rolling_rate``), one
 CloudEvents-shaped object per line with Azure's fields. ``close()`` writes what is queued before the worker exits.
@@ -18,6 +20,7 @@ import logging
 import os
 import queue
 import random
+import socket
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -27,6 +30,7 @@ from typing import Any
 log = logging.getLogger("mlyard.serving.worker")
 
 ENV = "MLYARD_DATA_COLLECTOR"
+MDC_PATH = "/modeldata/log"  # where azureml-ai-monitoring's Collector posts its events
 QUEUE_SIZE = 10_000
 _PARTITIONS = {"year": 1, "month": 2, "day": 3, "hour": 4, "minute": 5}
 _FORMATS = ("%Y", "%m", "%d", "%H", "%M")
@@ -160,6 +164,42 @@ class DataCollector:
         if extra:
             event.update(extra)
         return event
+
+
+def serve_azureml_collector(collector: DataCollector, config_dir: Path) -> socket.socket:
+    """Stand in for Azure's data-collector sidecar, to which a scoring script's ``azureml.ai.monitoring.Collector``
+    posts its frames: a loopback TCP socket for the worker's server to listen on, the SDK's config file (the enabled
+    collections and their sampling), and the ``AZUREML_MDC_*`` variables pointing the SDK at both. Call before the
+    script is imported.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    sampling = {"enabled": True, "sampleRatePercentage": collector.sampling_rate * 100}
+    config = {"runMode": "cloud", "collections": {name: sampling for name in collector.collections}}
+    path = config_dir / f"mdc-{os.getpid()}.json"
+    path.write_text(json.dumps(config))
+    os.environ.update(AZUREML_MDC_CONFIG_PATH=str(path), AZUREML_MDC_HOST="127.0.0.1", AZUREML_MDC_PORT=str(port))
+    return listener
+
+
+def accept_azureml_event(collector: DataCollector, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
+    """Queue one event the Collector SDK posted (its frame's rows as JSON, its attributes in ``ce-*`` headers).
+
+    Returns:
+        the HTTP status for the SDK: 200, or 400 when the event names no collection.
+    """
+    fields = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers}
+    kind = fields.get("ce-type", "")
+    prefix = "azureml.inference."
+    if not kind.startswith(prefix) or len(kind) == len(prefix):
+        return 400
+    extra = {"collectdatatype": fields.get("ce-collect-data-type", "pandas.core.frame.DataFrame"),
+             "agent": fields.get("ce-agent", "azureml-ai-monitoring")}
+    if "ce-model-version" in fields and not collector.model_version:
+        extra["modelversion"] = fields["ce-model-version"]
+    collector.collect(kind[len(prefix):], body, fields.get("ce-x-request-id") or str(uuid.uuid4()), extra)
+    return 200
 
 
 def _jsonable(value: Any) -> Any:

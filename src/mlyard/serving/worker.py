@@ -20,6 +20,7 @@ import importlib.util
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +29,13 @@ from typing import Any, Protocol
 
 from mlyard.serving import answers
 from mlyard.serving.answers import Answer
-from mlyard.serving.collector import ENV as COLLECTOR_ENV
-from mlyard.serving.collector import CollectorError, DataCollector
+from mlyard.serving.collector import (
+    MDC_PATH,
+    CollectorError,
+    DataCollector,
+    accept_azureml_event,
+    serve_azureml_collector,
+)
 
 log = logging.getLogger("mlyard.serving.worker")
 
@@ -73,11 +79,14 @@ class WorkerApp:
         executor: the single predict thread.
         on_load_failure: called (in the event loop) when loading raised, after the traceback is logged.
         make_scorer: builds the ``/score`` path once the host is loaded; defaults to one request per predict call.
+        collector: the data collector, and the loopback port on which a scoring script's Collector SDK posts to it.
     """
 
     def __init__(self, host: Host, executor: ThreadPoolExecutor, on_load_failure: Callable[[], None],
-                 make_scorer: Callable[[Host, ThreadPoolExecutor], Scorer] | None = None) -> None:
+                 make_scorer: Callable[[Host, ThreadPoolExecutor], Scorer] | None = None,
+                 collector: tuple[DataCollector, int] | None = None) -> None:
         self.host = host
+        self.collector = collector
         self.executor = executor
         self.on_load_failure = on_load_failure
         self.make_scorer = make_scorer or _single
@@ -89,6 +98,9 @@ class WorkerApp:
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        if self.collector is not None and scope.get("server") and scope["server"][1] == self.collector[1]:
+            await self._collector_event(scope, receive, send)
             return
         path, method = scope["path"], scope["method"]
         if path == "/score":
@@ -114,6 +126,16 @@ class WorkerApp:
             await _send(send, 200, answers.dumps({"batching": stats.as_dict() if stats is not None else None}), _JSON)
         else:
             await _send(send, 404, b"not found: this worker serves /, /ready, /score, /swagger.json and /stats", _TEXT)
+
+    async def _collector_event(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The loopback listener serves the Collector SDK's posts only, never /score."""
+        assert self.collector is not None
+        body = await _read_body(receive)
+        if scope["path"] == MDC_PATH and scope["method"] == "POST":
+            status = accept_azureml_event(self.collector[0], scope["headers"], body)
+            await _send(send, status, b"" if status == 200 else b"ce-type names no collection", _TEXT)
+        else:
+            await _send(send, 404, b"this listener takes data-collector events only", _TEXT)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -176,6 +198,15 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+def _unix_socket(path: Path) -> socket.socket:
+    """The worker's unix socket, bound here when uvicorn also listens elsewhere (it then takes sockets, not paths)."""
+    if path.is_socket():
+        path.unlink()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    return listener
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m mlyard.serving.worker",
                                      description="Serve one online deployment's model on a unix socket.")
@@ -203,9 +234,6 @@ def build_host(args: argparse.Namespace, collector: DataCollector | None) -> Hos
     if args.code is not None:
         from mlyard.serving.scoring import ScoringScriptHost
 
-        if collector is not None:
-            log.warning("%s is set, but mlyard collects data for no-code deployments only so far: a scoring "
-                        "script's azureml-ai-monitoring Collector writes nothing here", COLLECTOR_ENV)
         return ScoringScriptHost(args.code, args.scoring_script)
     folder = args.model_folder or os.environ["MLFLOW_MODEL_FOLDER"]
     os.environ["MLFLOW_MODEL_FOLDER"] = folder
@@ -264,6 +292,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     host = build_host(args, collector)
     make_scorer = batching_from_env(args)
+    sockets: list[socket.socket] | None = None
+    sdk_collector: tuple[DataCollector, int] | None = None
+    if collector is not None and args.code is not None:
+        listener = serve_azureml_collector(collector, args.socket.parent)
+        sdk_collector = (collector, listener.getsockname()[1])
+        sockets = [_unix_socket(args.socket), listener]
     import uvicorn
 
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
@@ -276,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
         if server is not None:
             server.should_exit = True
 
-    app = WorkerApp(host, executor, fail, make_scorer)
+    app = WorkerApp(host, executor, fail, make_scorer, sdk_collector)
     config = uvicorn.Config(
         app, uds=str(args.socket), lifespan="on", access_log=False, log_level="info",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
@@ -288,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     # graceful stop exits 0 below instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     log.info("worker %s of %s/%s starting on %s", args.instance_id, args.endpoint, args.deployment, args.socket)
-    server.run()
+    server.run(sockets=sockets)
     if collector is not None:
         collector.close()
     logging.shutdown()
