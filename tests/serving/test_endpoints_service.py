@@ -141,3 +141,23 @@ def test_data_collector_settings_reach_the_worker(service: EndpointService, tmp_
     assert plan.code_dir == str(root / "LocalUpload/abc/src")
     del spec["data_collector"]
     assert "MLYARD_DATA_COLLECTOR" not in service.resolver.plan("ep-dc", service.resolver.validate("ep-dc", spec)).env
+
+
+def test_collected_folders_are_registered_as_data_assets(service: EndpointService) -> None:
+    """Azure's names and default path; registering again (an update) changes nothing."""
+    spec = service.resolver.validate("ep-reg", {
+        "name": "blue", "model": "azureml:m:1", "instance_type": "Standard_DS3_v2",
+        "data_collector": {"collections": {"model_inputs": {"enabled": True},
+                                           "model_outputs": {"enabled": True, "data": {"name": "my-out", "version": 3}},
+                                           "response": {"enabled": False}}}})
+    for _ in range(2):
+        service._register_collections("ep-reg", spec, "alice")
+    assets = service._assets
+    inputs = assets.get("data", "ep-reg-blue-model_inputs")
+    assert (inputs.version, inputs.asset_type, inputs.path) == (
+        "1", "uri_folder", "azureml://datastores/workspaceblobstore/paths/modelDataCollector/ep-reg/blue/model_inputs")
+    outputs = assets.list("data", "my-out")
+    assert [a.version for a in outputs] == ["3"]
+    assert outputs[0].path == "azureml://datastores/workspaceblobstore/paths/modelDataCollector/ep-reg/blue/model_outputs"
+    with pytest.raises(NotFoundError):
+        assets.get("data", "ep-reg-blue-response")

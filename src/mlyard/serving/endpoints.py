@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlyard.assets.service import AssetService
-from mlyard.core.errors import AlreadyExistsError, ConflictError, InvalidRequestError, NotFoundError
+from mlyard.core.errors import AlreadyExistsError, ConflictError, InvalidRequestError, MlyardError, NotFoundError
 from mlyard.core.timeutil import now_ms
 from mlyard.serving import keys as keyring
 from mlyard.serving.plans import DeploymentResolver
@@ -83,6 +83,7 @@ class EndpointService:
     def __init__(self, db: Database, assets: AssetService, datastores: DatastoreRegistry,
                  supervisor: Supervisor) -> None:
         self._db = db
+        self._assets = assets
         self.resolver = DeploymentResolver(assets, datastores)
         self.supervisor = supervisor
         self.live: dict[str, LiveEndpoint] = {}
@@ -290,6 +291,7 @@ class EndpointService:
                 raise
             self.supervisor.install(pool)
             self._refresh()
+            self._register_collections(endpoint, clean, actor)
             return row
         finally:
             with self._lock:
@@ -343,10 +345,21 @@ class EndpointService:
             old = self.supervisor.install(pool)
             if old is not None:
                 self.supervisor.drain_and_stop(old)
+            self._register_collections(endpoint, clean, actor)
             return row
         finally:
             with self._lock:
                 self._busy.discard(key)
+
+    def _register_collections(self, endpoint: str, spec: dict[str, Any], actor: str) -> None:
+        """Register the folders the deployment's data collector fills as data assets, as Azure does. Once the
+        deployment is stored: a failure here is logged, it does not undo a deployment that serves."""
+        for data in self.resolver.collected_data(endpoint, spec):
+            try:
+                self._assets.create("data", data, [], actor, allow_missing_path=True)
+            except MlyardError as exc:
+                log.warning("deployment %s/%s: collected data %s:%s not registered: %s", endpoint, spec["name"],
+                            data["name"], data["version"], exc.message)
 
     def delete_deployment(self, endpoint: str, name: str) -> None:
         """Refused while the deployment gets live traffic; mirror traffic to it is dropped."""

@@ -64,23 +64,38 @@ class DeploymentResolver:
                                       "online deployments serve from the workspace's local datastores")
         return local
 
+    def _collections(self, endpoint: str, spec: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+        """Enabled collections: (name, its ``data`` settings, the datastore URI it writes to)."""
+        settings = spec.get("data_collector") or {}
+        found = []
+        for name, collection in (settings.get("collections") or {}).items():
+            if collection.get("enabled"):
+                data = collection.get("data") or {}
+                uri = data.get("path") or (f"azureml://datastores/{self._datastores.default_name()}/paths/"
+                                           f"{COLLECTOR_ROOT}/{endpoint}/{spec['name']}/{name}")
+                found.append((name, data, uri))
+        return found
+
     def collector(self, endpoint: str, spec: dict[str, Any], model: str) -> dict[str, Any] | None:
         """The worker's ``MLYARD_DATA_COLLECTOR``: each enabled collection with the local folder it writes to
         (its ``data.path``, by default Azure's ``modelDataCollector/<endpoint>/<deployment>/<collection>``)."""
-        settings = spec.get("data_collector") or {}
-        deployment = spec["name"]
-        folders = {}
-        for name, collection in (settings.get("collections") or {}).items():
-            if not collection.get("enabled"):
-                continue
-            uri = (collection.get("data") or {}).get("path") or \
-                f"azureml://datastores/{self._datastores.default_name()}/paths/{COLLECTOR_ROOT}/{endpoint}/{deployment}/{name}"
-            folders[name] = self.local(uri, f"data_collector.collections.{name}.data.path")
+        folders = {name: self.local(uri, f"data_collector.collections.{name}.data.path")
+                   for name, _, uri in self._collections(endpoint, spec)}
         if not folders:
             return None
+        settings = spec.get("data_collector") or {}
         return {"sampling_rate": settings.get("sampling_rate", 1.0),
-                "rolling_rate": settings.get("rolling_rate", "hour"), "source": f"{endpoint}/{deployment}",
+                "rolling_rate": settings.get("rolling_rate", "hour"), "source": f"{endpoint}/{spec['name']}",
                 "model_version": model, "collections": folders}
+
+    def collected_data(self, endpoint: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
+        """Specs of the ``uri_folder`` data assets the enabled collections fill, named as Azure names them
+        (``data.name``, else ``<endpoint>-<deployment>-<collection>``; ``data.version``, else 1)."""
+        return [{"name": data.get("name") or f"{endpoint}-{spec['name']}-{name}",
+                 "version": str(data.get("version") or 1), "type": "uri_folder", "path": uri,
+                 "description": f"Data collected by online deployment {spec['name']} of endpoint {endpoint} "
+                                f"({name})."}
+                for name, data, uri in self._collections(endpoint, spec)]
 
     def plan(self, endpoint: str, spec: dict[str, Any]) -> WorkerPlan:
         """How to run the workers of a validated spec; the model must be a registered model asset."""
