@@ -9,7 +9,9 @@ Both are saved once per module in Azure's layout, ``<model_dir>/<folder>/MLmodel
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -131,6 +133,7 @@ class WorkerProcess:
 def start_worker(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> WorkerProcess:
     """Start a worker with ``args`` after ``--socket`` (which it gets in a short temp folder: paths are bounded)."""
     folder = Path(tempfile.mkdtemp(prefix="mlyw", dir="/tmp"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # after the tests have read the log
     socket_path, log = folder / "w.sock", folder / "worker.log"
     full_env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
     with log.open("wb") as out:

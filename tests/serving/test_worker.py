@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,7 +76,9 @@ def test_the_worker_dies_with_its_parent(tmp_path: Path) -> None:
     code = tmp_path / "code"
     code.mkdir()
     (code / "score.py").write_text("def init():\n    pass\n\ndef run(raw_data):\n    return raw_data\n")
-    socket_path = Path("/tmp") / f"mlyw-parent-{os.getpid()}.sock"
+    folder = Path(tempfile.mkdtemp(prefix="mlyw", dir="/tmp"))  # short: socket paths are bounded
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    socket_path = folder / "w.sock"
     parent = subprocess.Popen(
         [sys.executable, "-c",
          "import subprocess, sys\n"
