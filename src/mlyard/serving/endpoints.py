@@ -94,13 +94,23 @@ class EndpointService:
 
     def restore(self) -> None:
         """Bring back every stored deployment (server start). A deployment that fails is marked Failed."""
+        try:
+            self._restore()
+        except Exception:  # a thread of its own: nothing above it would report this
+            log.exception("restoring the online deployments failed")
+
+    def _restore(self) -> None:
         self._refresh()
         with self._db.session() as s:
             rows = list(s.scalars(select(OnlineDeploymentRow)))
         for row in rows:
+            if self.supervisor.closing:  # the server stops before all came back
+                return
             try:
                 pool = self.supervisor.start(self.resolver.plan(row.endpoint, row.spec))
             except Exception as exc:
+                if self.supervisor.closing:
+                    return
                 log.error("could not restore deployment %s/%s: %s", row.endpoint, row.name, exc)
                 self._set_state(row.endpoint, row.name, "Failed")
                 continue

@@ -140,6 +140,11 @@ class Supervisor:
         self._monitor = threading.Thread(target=self._watch, name="mlyard-serving-monitor", daemon=True)
         self._monitor.start()
 
+    @property
+    def closing(self) -> bool:
+        """The server is stopping: no new worker starts."""
+        return self._stop.is_set()
+
     # -- start and stop ------------------------------------------------------------------------
 
     def start(self, plan: WorkerPlan) -> Pool:
