@@ -206,5 +206,13 @@ def test_token_auth_modes(server: ServerProcess, tmp_path: Path) -> None:
     assert status("aad-ep", creds["accessToken"]).status_code == 401
     refused = run_cli("online-endpoint", "get-credentials", "-n", "aad-ep", env=server.env(), check=False)
     assert refused.returncode == 1 and "workspace token" in refused.stderr
+    cli(server, "online-endpoint", "update", "-n", "tok-ep", "--set", "description=scores things",
+        "--set", "tags.team=ml")
+    shown = json.loads(cli(server, "online-endpoint", "show", "-n", "tok-ep", "-o", "json"))
+    assert (shown["description"], shown["tags"], shown["auth_mode"]) == ("scores things", {"team": "ml"}, "aml_token")
+    (tmp_path / "other.yml").write_text("name: tok-ep\nauth_mode: key\n")
+    changed = run_cli("online-endpoint", "update", "-n", "tok-ep", "-f", str(tmp_path / "other.yml"), env=server.env(),
+                      check=False)
+    assert changed.returncode == 1 and "auth_mode of endpoint 'tok-ep' cannot change" in changed.stderr
     for name in ("tok-ep", "aad-ep"):
         cli(server, "online-endpoint", "delete", "-n", name, "--yes")
