@@ -128,6 +128,24 @@ def test_validate_reads_the_kind_from_the_file(tmp_path: Path) -> None:
     assert unsure.returncode == 1 and "cannot tell which kind of file this is" in unsure.stderr
 
 
+def test_validate_takes_a_deployment_without_endpoint_name_as_azures_examples_write_it(tmp_path: Path) -> None:
+    deployment = _write(tmp_path / "blue.yml", """\
+        $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
+        name: blue
+        model: azureml:attrition-model:1
+        instance_type: Standard_DS3_v2
+        instance_count: 1
+        """)
+    bare = run_cli("validate", "-f", str(deployment))
+    assert "valid OnlineDeployment (online-deployment)" in bare.stdout
+    assert "names no endpoint_name: give it with --endpoint-name" in bare.stderr
+    given = run_cli("validate", "-f", str(deployment), "--endpoint-name", "attrition")
+    assert "valid OnlineDeployment" in given.stdout and "endpoint_name" not in given.stderr
+    broken = run_cli("validate", "-f", str(deployment), "--set", "instance_count=many", check=False)
+    assert broken.returncode == 1 and f"{deployment}:5: instance_count: expected an integer" in broken.stderr
+    assert "required field 'endpoint_name'" not in broken.stderr
+
+
 def test_job_create_on_a_schedule_names_it_and_its_job(tmp_path: Path) -> None:
     _write(tmp_path / "schedule.yml", """\
         $schema: https://azuremlschemas.azureedge.net/latest/schedule.schema.json
