@@ -207,3 +207,28 @@ def test_inference_schema_decorators_convert_inputs_and_describe_them(tmp_path: 
             assert "data" in body["properties"]
     finally:
         assert worker.stop() == 0
+
+
+def test_a_script_loading_with_mlflow_leaves_the_code_folder_as_it_was(sklearn_model: SavedModel,
+                                                                        tmp_path: Path) -> None:
+    # Azure's documented pattern: mlflow.pyfunc.load_model in init(). Loading enables MLflow tracing, which by
+    # default would create an mlflow.db in the working directory: the deployment's uploaded code.
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text(
+        "import json, os\nimport mlflow\nimport pandas as pd\n\n"
+        "def init():\n    global model\n"
+        f"    folder = os.path.join(os.environ['AZUREML_MODEL_DIR'], {sklearn_model.folder!r})\n"
+        "    model = mlflow.pyfunc.load_model(folder)\n\n"
+        f"def run(raw_data):\n    return model.predict(pd.DataFrame(json.loads(raw_data), columns={COLUMNS!r}))\n")
+    worker = start_worker("--model-dir", str(sklearn_model.model_dir), "--code", str(code),
+                          "--scoring-script", "score.py", env={"MLFLOW_TRACKING_URI": ""}, cwd=code)
+    try:
+        worker.wait_ready()
+        with worker.client() as client:
+            response = client.post("/score", json=ROWS[:2])
+        expected = np.asarray(sklearn_model.pyfunc.predict(pd.DataFrame(ROWS[:2], columns=COLUMNS))).tolist()
+        assert (response.status_code, response.json()) == (200, expected)
+    finally:
+        worker.stop()
+    assert sorted(p.name for p in code.iterdir() if p.name != "__pycache__") == ["score.py"]

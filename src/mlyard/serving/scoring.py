@@ -13,6 +13,7 @@ import importlib.util
 import inspect
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +60,12 @@ class ScoringScriptHost:
         run = getattr(module, "run", None)
         if not callable(run):
             raise ScoringScriptError(f"scoring_script {self.script} has no run(raw_data) function")
+        if "mlflow" in sys.modules and not os.environ.get("MLFLOW_TRACKING_URI"):
+            # The script loads an MLflow model in init(): loading enables tracing, whose default store is an
+            # mlflow.db written into the working directory, the deployment's uploaded code folder.
+            import mlflow.tracing
+
+            mlflow.tracing.disable()
         init = getattr(module, "init", None)
         if callable(init):
             init()
