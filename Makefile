@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## demo: create ./demo-workspace, start the server, register the attrition data and environment, run the training
-## pipeline with live progress, show the registered model and its metrics, run it again (every step reused), stop.
+## pipeline with live progress, show the registered model and its metrics, run it again (every step reused), deploy
+## the model to an online endpoint (blue: no-code; green: score.py at 0%), invoke it, print the curl line, stop.
 demo: $(STAMP)
 	@bash scripts/demo.sh
 

@@ -2,7 +2,9 @@
 # `make demo`: Azure's MLOps template flow for the attrition example, on this machine.
 # A workspace in ./demo-workspace, the server in the background, the data asset and environment registered,
 # the four-step training pipeline run with live progress, the registered model and its metrics shown, the
-# same pipeline run again (every step reused), then the server stopped cleanly.
+# same pipeline run again (every step reused); then the model deployed to an online endpoint (blue: no-code, all
+# traffic), invoked with the CLI and with curl, a scoring-script deployment (green, 0%) invoked by name
+# (MLYARD_DEMO_GREEN=0 skips it), and the server stopped cleanly (its workers with it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="$PWD/.venv/bin/python"
@@ -76,6 +78,37 @@ FIRST_S=$(elapsed "$T0" "$T1")
 SECOND_S=$(elapsed "$T2" "$T3")
 "$PY" -c "import sys; a, b = map(float, sys.argv[1:]); print(f'  first run:  {a:5.1f} s (4 steps run)\n  second run: {b:5.1f} s (4 steps reused, {100 * b / a:.0f}% of the first)')" "$FIRST_S" "$SECOND_S"
 
+EP=attrition-online
+DEPLOY=examples/attrition/mlops/azureml/deploy/online
+REQUEST=examples/attrition/data/attrition-request.json
+say "mlyard online-endpoint create -f $DEPLOY/online-endpoint.yml   (auth_mode: key)"
+"$MLYARD" online-endpoint create -f "$DEPLOY/online-endpoint.yml"
+say "mlyard online-deployment create -n blue -e $EP -f $DEPLOY/online-deployment.yml --all-traffic   (no-code)"
+"$MLYARD" online-deployment create -n blue --endpoint-name "$EP" -f "$DEPLOY/online-deployment.yml" --all-traffic
+say "mlyard online-endpoint invoke -n $EP --request-file $REQUEST   (one 0/1 per row; 1: predicted to leave)"
+"$MLYARD" online-endpoint invoke -n "$EP" --request-file "$REQUEST"
+SCORING_URI=$("$MLYARD" online-endpoint show -n "$EP" --query scoring_uri -o tsv)
+KEY=$("$MLYARD" online-endpoint get-credentials -n "$EP" --query primaryKey -o tsv)
+say "the same request with curl, as any client sends it"
+echo "  scoring URI: $SCORING_URI"
+echo "  KEY=\$(.venv/bin/mlyard online-endpoint get-credentials -n $EP --query primaryKey -o tsv)   # ${KEY:0:6}..."
+echo "  curl -s -H \"Authorization: Bearer \$KEY\" -H 'Content-Type: application/json' \\"
+echo "       --data @examples/attrition/data/attrition-request-rows.json $SCORING_URI"
+if command -v curl >/dev/null; then
+  printf '  -> '
+  curl -sS -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+       --data @examples/attrition/data/attrition-request-rows.json "$SCORING_URI"
+  echo "   (the same rows as a list of lists)"
+fi
+
+if [ "${MLYARD_DEMO_GREEN:-1}" = 1 ]; then
+  say "mlyard online-deployment create -n green -e $EP -f $DEPLOY/online-deployment-green.yml   (score.py, 0% traffic)"
+  "$MLYARD" online-deployment create -n green --endpoint-name "$EP" -f "$DEPLOY/online-deployment-green.yml"
+  say "mlyard online-endpoint invoke -n $EP --deployment-name green --request-file $REQUEST"
+  "$MLYARD" online-endpoint invoke -n "$EP" --deployment-name green --request-file "$REQUEST"
+  echo "  traffic, unchanged (green answers only when named): $("$MLYARD" online-endpoint show -n "$EP" --query traffic -o json | tr -d ' \n')"
+fi
+
 say "Where to look"
 cat <<MSG
   server (while running):  http://127.0.0.1:$PORT  (REST API under /api/v1, OpenAPI at /openapi.json,
@@ -85,10 +118,14 @@ cat <<MSG
   workspace folder:        $WS  (mlyard.yaml, mlyard.db, artifacts/workspaceblobstore/azureml/<job>/<output>/)
   step logs:               $WS/.mlyard/jobs/${FIRST}_train_model/user_logs/std_log.txt
   server log:              $WS/.mlyard/server.log
+  online endpoint:         $EP  (scoring URI $SCORING_URI, key auth;
+                           .venv/bin/mlyard online-deployment list -e $EP, then get-logs -n blue -e $EP)
   try it yourself:         export MLYARD_WORKSPACE=$WS; .venv/bin/mlyard server start
                            .venv/bin/mlyard job show -n $FIRST
                            .venv/bin/mlyard job download -n $FIRST --all --download-path ./out
                            .venv/bin/mlyard job create -f $TRAIN/pipeline.yml --stream --set settings.force_rerun=true
+                           .venv/bin/mlyard online-endpoint invoke -n $EP --request-file $REQUEST
+                           .venv/bin/mlyard online-endpoint update -n $EP --traffic "blue=90 green=10"   (with green)
 MSG
 
 say "mlyard server stop"

@@ -3,7 +3,8 @@
 ``data create`` and ``environment create`` register what ``pipeline.yml`` names (``azureml:...@latest``),
 ``job create --stream`` runs the four steps, and the model they register is looked up the way a user would:
 the registry, then the run it came from, then the pipeline's train step. The same pipeline submitted again
-runs nothing: every step is reused and no new model version appears.
+runs nothing: every step is reused and no new model version appears. Then the example's online endpoint files
+deploy that model (blue: no-code; green: ``score.py``) and answer both of Azure's request shapes alike.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 
-TRAIN = Path(__file__).resolve().parents[2] / "examples" / "attrition" / "mlops" / "azureml" / "train"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "attrition"
+TRAIN = EXAMPLE / "mlops" / "azureml" / "train"
+DEPLOY = EXAMPLE / "mlops" / "azureml" / "deploy" / "online"
+REQUESTS = [EXAMPLE / "data" / "attrition-request.json", EXAMPLE / "data" / "attrition-request-rows.json"]
 MODEL = "attrition-model"
 STEPS = ["prep_data", "train_model", "evaluate_model", "register_model"]
 # mlflow's telemetry client starts at import and would try the internet.
@@ -52,6 +56,14 @@ def _pipeline(server: ServerProcess, name: str, cwd: Path) -> dict[str, Any]:
         raise AssertionError(f"job create exited {run.returncode}\n{run.stdout}\n{run.stderr}\n--- server log\n{log}")
     shown = run_cli("job", "show", "-n", name, "-o", "json", env=server.env())
     return json.loads(shown.stdout)  # type: ignore[no-any-return]
+
+
+def _invoke(server: ServerProcess, endpoint: str, request: Path, deployment: str) -> Any:
+    """``mlyard online-endpoint invoke --deployment-name``: the answer, checked to come from that deployment."""
+    run = run_cli("online-endpoint", "invoke", "-n", endpoint, "--request-file", str(request),
+                  "--deployment-name", deployment, env=server.env())
+    assert f"served by deployment {deployment}" in run.stderr
+    return json.loads(run.stdout)
 
 
 def test_the_template_pipeline_registers_a_model_and_is_reused_when_run_again(
@@ -102,3 +114,19 @@ def test_the_template_pipeline_registers_a_model_and_is_reused_when_run_again(
     assert sorted(v.version for v in client.search_model_versions(f"name='{MODEL}'")) == ["1"]
     # a reused step's run shows the metrics of the run it reuses
     assert client.get_run("attrition-2_train_model").data.metrics == train.metrics
+
+    # 3. The example's online endpoint serves that model: blue as a no-code deployment with all the traffic, green
+    # through score.py at 0%; both answer both request shapes with one 0/1 per row, and the same ones.
+    endpoint = run_cli("online-endpoint", "create", "-f", str(DEPLOY / "online-endpoint.yml"), "-o", "json", env=env)
+    name = json.loads(endpoint.stdout)["name"]
+    assert json.loads(endpoint.stdout)["auth_mode"] == "key"
+    run_cli("online-deployment", "create", "-n", "blue", "--endpoint-name", name,
+            "-f", str(DEPLOY / "online-deployment.yml"), "--all-traffic", env=env, timeout=300)
+    rows = len(json.loads(REQUESTS[0].read_text())["input_data"]["data"])
+    answers = [_invoke(fresh_server, name, request, "blue") for request in REQUESTS]
+    assert answers[0] == answers[1] and len(answers[0]) == rows and set(answers[0]) <= {0, 1}, answers
+    run_cli("online-deployment", "create", "-n", "green", "--endpoint-name", name,
+            "-f", str(DEPLOY / "online-deployment-green.yml"), env=env, timeout=300)
+    assert [_invoke(fresh_server, name, request, "green") for request in REQUESTS] == answers
+    shown = json.loads(run_cli("online-endpoint", "show", "-n", name, "-o", "json", env=env).stdout)
+    assert shown["traffic"] == {"blue": 100}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import mlflow
 import mlflow.sklearn
+from mlflow.models import Model
 
 
 def parse_args():
@@ -43,11 +44,13 @@ def main(args):
         # load model
         model = mlflow.sklearn.load_model(args.model_path)
 
-        # log model using mlflow, with the pinned requirements train.py saved next to it
+        # log model using mlflow, with the pinned requirements and the signature train.py saved with it
+        # (no-code deployment needs the signature to name the columns of a request sent as a list of rows)
         requirements = Path(args.model_path) / "requirements.txt"
         mlflow.sklearn.log_model(
             model,
             name=args.model_name,
+            signature=Model.load(args.model_path).signature,
             pip_requirements=str(requirements) if requirements.exists() else None,
         )
 
