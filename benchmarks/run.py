@@ -22,6 +22,7 @@ import bench_pipeline
 import bench_server
 import bench_tracking
 import bench_upload
+import serving
 from harness import Comparison, markdown_table, print_table
 from machine import describe, summary_line
 from rich.console import Console
@@ -40,8 +41,9 @@ BENCHMARKS: dict[str, tuple[Bench, int]] = {
         rounds, progress, calls=opts.tracking_calls, runs=opts.tracking_runs, points=opts.tracking_points), 5),
     "pipeline": (lambda rounds, progress, _: bench_pipeline.pipeline(rounds, progress), 5),
     "submit": (lambda rounds, progress, _: bench_pipeline.latency(rounds, progress), 20),
+    "serving": (serving.run, 5),
 }
-MIN_ROUNDS = {"server": 5, "cli": 10, "upload": 5, "tracking": 5, "pipeline": 5, "submit": 10}
+MIN_ROUNDS = {"server": 5, "cli": 10, "upload": 5, "tracking": 5, "pipeline": 5, "submit": 10, "serving": 5}
 BUSY_LOAD = 0.5  # 1-minute load average above which the run is flagged as noisy
 
 
@@ -58,6 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="tracking: runs seeded for search_runs (default 10000)")
     parser.add_argument("--tracking-points", type=int, default=100_000,
                         help="tracking: points of the metric whose history is read (default 100000)")
+    serving.add_options(parser)
     parser.add_argument("--results", type=Path, default=HERE / ".results",
                         help="folder for latest.json and latest.md (default benchmarks/.results)")
     args = parser.parse_args(argv)
