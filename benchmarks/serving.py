@@ -185,9 +185,14 @@ class Setup:
         log = self.base / f"mlflow-{name}.log"
         # it runs `uvicorn` from PATH: the virtualenv's own, as when the virtualenv is activated
         path = f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        proc = spawn([PYTHON, "-m", "mlflow", "models", "serve", "-m", str(model_dir), "--env-manager", "local",
-                      "-w", str(self.workers), "-h", "127.0.0.1", "-p", str(port)], log,
-                     env={**MLFLOW_ENV, "PATH": path})
+        args = [PYTHON, "-m", "mlflow", "models", "serve", "-m", str(model_dir), "--env-manager", "local",
+                "-w", str(self.workers), "-h", "127.0.0.1", "-p", str(port)]
+        # in its own folder: MLflow 3 creates an mlflow.db (tracing) in the working directory
+        cwd = self.base / f"mlflow-{name}"
+        cwd.mkdir()
+        with log.open("ab") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
+                                    env={**clean_env(), **MLFLOW_ENV, "PATH": path}, start_new_session=True)
         self.procs.append(proc)
         wait_healthy(proc, port, log, timeout_s=120, path="/ping")
         return f"http://127.0.0.1:{port}"
@@ -233,8 +238,11 @@ def percentile(values: list[float], q: float) -> float:
 def predict_floor(model_dir: Path, row: dict[str, Any], calls: int) -> float:
     """p50 of ``PyFuncModel.predict`` of the one-row frame, in this process."""
     import mlflow.pyfunc
+    import mlflow.tracing
     import pandas as pd
 
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        mlflow.tracing.disable()  # else loading creates an mlflow.db in the working directory, as the worker notes
     model = mlflow.pyfunc.load_model(str(model_dir))
     frame = pd.DataFrame(row["data"], columns=row["columns"])
     for _ in range(20):
