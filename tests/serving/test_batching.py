@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from mlyard.serving.batching import score_batch
+from mlyard.serving.batching import Batcher, score_batch
 from mlyard.serving.nocode import MlflowModelHost
 from tests.serving.conftest import COLUMNS, ROWS, SavedModel, WorkerProcess, start_worker
 
@@ -48,6 +50,31 @@ def test_a_batch_answers_each_request_as_alone(host: MlflowModelHost) -> None:
     assert [answer.status for answer in alone] == [200, 200, 200, 400, 400, 200, 200, 400, 200, 400, 400]
     assert score_batch(host, bodies) == alone
     assert score_batch(host, list(reversed(bodies))) == list(reversed(alone))
+
+
+def test_a_lone_request_goes_at_once_and_those_queued_behind_a_predict_go_together(host: MlflowModelHost) -> None:
+    """Batches form while the predict thread is busy, not on a timer (a timer made 1.7-request batches under load)."""
+    body = _raw({"input_data": ROWS[:2]})
+    alone = host.score(body)
+
+    async def scenario() -> tuple[list[Any], dict[str, Any]]:
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            batcher = Batcher(host, executor, max_size=8, max_wait_s=0.002)
+            gate = threading.Event()
+            executor.submit(gate.wait, 30)  # the predict thread is busy with something else for now
+            first = asyncio.ensure_future(batcher(body))  # finds the batcher idle: a batch of one after the wait
+            await asyncio.sleep(0.02)
+            queued = []
+            for _ in range(5):  # arrive one by one, each well past the wait, while the first is in flight
+                queued.append(asyncio.ensure_future(batcher(body)))
+                await asyncio.sleep(0.02)
+            gate.set()
+            results = await asyncio.gather(first, *queued)
+            return list(results), batcher.stats.as_dict()
+
+    results, stats = asyncio.run(scenario())
+    assert results == [alone] * 6
+    assert (stats["batches"], stats["requests"], stats["largest"]) == (2, 6, 5)
 
 
 @pytest.fixture(scope="module")

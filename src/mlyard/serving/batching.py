@@ -2,8 +2,11 @@
 
 Opt-in through the deployment's ``environment_variables`` (so its YAML stays valid for Azure):
 ``MLYARD_BATCH_MAX_SIZE`` (requests per ``predict`` call) and ``MLYARD_BATCH_MAX_WAIT_MS`` (how long the first
-request of a batch waits for others). A batch is flushed when it is full or its wait is over, and runs in the
-worker's predict thread like any request.
+request of a batch may wait for others while the predict thread is idle; default 0). Batches form while the
+worker's single predict thread is busy: requests that arrive meanwhile queue, and the moment the running
+``predict`` ends they go together (up to the maximum size), so a batch grows with the load instead of with a
+timer. A request that finds the thread idle is sent at once (or after the wait, when one is set), so a lone
+client pays nothing for batching.
 
 Every answer equals the one the request would get alone: each body is parsed on its own (a malformed one gets its
 own 400), only requests whose inputs have the same columns and types and no params are concatenated, and when the
@@ -61,22 +64,27 @@ class Batcher:
         self.stats = BatchStats(max_size, max_wait_s * 1000)
         self._pending: list[tuple[bytes, str | None, asyncio.Future[Answer]]] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._busy = False  # a batch is in the predict thread
 
     async def __call__(self, body: bytes, request_id: str | None = None) -> Answer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Answer] = loop.create_future()
         self._pending.append((body, request_id, future))
-        if len(self._pending) >= self.max_size:
-            self._flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self.max_wait_s, self._flush)
+        if not self._busy:  # while busy, the running batch's end sends what queued
+            if len(self._pending) >= self.max_size or self.max_wait_s <= 0:
+                self._flush()
+            elif self._timer is None:
+                self._timer = loop.call_later(self.max_wait_s, self._flush)
         return await future
 
     def _flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._pending = self._pending, []
+        if self._busy or not self._pending:
+            return
+        batch, self._pending = self._pending[:self.max_size], self._pending[self.max_size:]
+        self._busy = True
         self.stats.batches += 1
         self.stats.requests += len(batch)
         self.stats.largest = max(self.stats.largest, len(batch))
@@ -92,6 +100,8 @@ class Batcher:
             for (_, _, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+            self._busy = False
+            self._flush()  # what queued meanwhile goes at once: it has waited a whole predict already
 
         running.add_done_callback(deliver)
 

@@ -45,7 +45,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 BATCH_MAX_SIZE = "MLYARD_BATCH_MAX_SIZE"  # requests predicted together at most (no-code only; unset or 1: off)
-BATCH_MAX_WAIT_MS = "MLYARD_BATCH_MAX_WAIT_MS"  # how long the first request of a batch waits for others (default 2)
+# how long a batch's first request may wait for others while the predict thread is idle (default 0)
+BATCH_MAX_WAIT_MS = "MLYARD_BATCH_MAX_WAIT_MS"
 GRACEFUL_SHUTDOWN_S = 5
 _UDS_PATH_MAX = 107  # sun_path is 108 bytes on Linux, NUL included
 
@@ -248,7 +249,7 @@ def batching_from_env(args: argparse.Namespace) -> Callable[[Host, ThreadPoolExe
     Raises:
         SystemExit: the variables are not numbers in range (the worker exits 2 with the reason).
     """
-    raw_size, raw_wait = os.environ.get(BATCH_MAX_SIZE, ""), os.environ.get(BATCH_MAX_WAIT_MS, "2")
+    raw_size, raw_wait = os.environ.get(BATCH_MAX_SIZE, ""), os.environ.get(BATCH_MAX_WAIT_MS, "0")
     if not raw_size:
         return None
     try:
