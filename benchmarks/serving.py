@@ -7,7 +7,7 @@ Two models, each trained here and saved with ``mlflow.sklearn.save_model``: *lig
 numeric columns, and *attrition*, the example's pipeline (one-hot encoding + a 200-tree random forest) trained on
 ``mlyard.datasets.attrition``. Each is registered in a fresh workspace with ``mlyard model create`` and deployed
 twice, no-code, under one endpoint: ``off`` (no batching) and ``on`` (``MLYARD_BATCH_MAX_SIZE=32``,
-``MLYARD_BATCH_MAX_WAIT_MS=2``), each ``instance_count: 1`` x ``WORKER_COUNT`` processes and
+``MLYARD_BATCH_MAX_WAIT_MS=0``, the default), each ``instance_count: 1`` x ``WORKER_COUNT`` processes and
 ``max_concurrent_requests_per_instance: 256`` (Azure's default of 1 would answer 429 to concurrent clients). The
 peer is ``mlflow models serve -m <the same folder> --env-manager local -w <the same count>``.
 
@@ -52,7 +52,7 @@ from procs import (
 
 HERE = Path(__file__).resolve().parent
 Progress = Callable[[str], None]
-BATCH = {"MLYARD_BATCH_MAX_SIZE": "32", "MLYARD_BATCH_MAX_WAIT_MS": "2"}
+BATCH = {"MLYARD_BATCH_MAX_SIZE": "32", "MLYARD_BATCH_MAX_WAIT_MS": "0"}
 CLIENTS = (8, 32)
 SIDES = ("off", "on", "mlflow")
 MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
