@@ -4,14 +4,13 @@ MLflow model (reference §6.6's blue/green sequence)."""
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.server import ServerProcess, run_cli
+from tests.support.server import ServerProcess, run_cli, worker_pids
 
 pytestmark = pytest.mark.slow
 
@@ -78,20 +77,6 @@ def _score(server: ServerProcess, body: object, key: str | None, deployment: str
                                   headers={"content-type": "application/json", **headers}, timeout=30)
 
 
-def _worker_processes(endpoint: str, deployment: str, server: ServerProcess) -> list[int]:
-    """Pids of this server's workers of ``endpoint``/``deployment`` (other test runs may serve the same names)."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"mlyard.serving.worker" in args and endpoint.encode() in args and deployment.encode() in args \
-                and str(server.workspace).encode() in b" ".join(args):
-            found.append(int(pid))
-    return found
-
-
 def test_blue_green_sequence(server: ServerProcess, project: Path) -> None:
     cli(server, "online-endpoint", "create", "-n", EP, "-f", str(project / "endpoint.yml"))
     out = cli(server, "online-deployment", "create", "-n", "blue", "--endpoint-name", EP,
@@ -108,7 +93,7 @@ def test_blue_green_sequence(server: ServerProcess, project: Path) -> None:
 
     cli(server, "online-deployment", "update", "-n", "blue", "--endpoint-name", EP, "--set", "instance_count=2")
     blue = json.loads(cli(server, "online-deployment", "show", "-n", "blue", "-e", EP, "-o", "json"))
-    assert blue["instance_count"] == 2 and len(_worker_processes(EP, "blue", server)) == 2
+    assert blue["instance_count"] == 2 and len(worker_pids(server, EP, "blue")) == 2
 
     cli(server, "online-deployment", "create", "-n", "green", "--endpoint-name", EP, "-f", str(project / "green.yml"))
     invoked = run_cli("online-endpoint", "invoke", "-n", EP, "--deployment-name", "green",
@@ -132,7 +117,7 @@ def test_blue_green_sequence(server: ServerProcess, project: Path) -> None:
     assert refused.returncode == 1 and "gets 90%" in refused.stderr
     cli(server, "online-endpoint", "update", "-n", EP, "--traffic", "blue=0 green=100")
     cli(server, "online-deployment", "delete", "-n", "blue", "-e", EP, "--yes")
-    assert _worker_processes(EP, "blue", server) == []
+    assert worker_pids(server, EP, "blue") == []
     names = json.loads(cli(server, "online-deployment", "list", "-e", EP, "-o", "json"))
     assert [d["name"] for d in names] == ["green"]
     assert _score(server, REQUEST, key).headers["azureml-model-deployment"] == "green"
@@ -175,13 +160,13 @@ def test_failed_create_leaves_nothing(server: ServerProcess, project: Path) -> N
         names = [d["name"] for d in json.loads(cli(server, "online-deployment", "list", "-e", EP, "-o", "json"))]
         assert name not in names
         assert json.loads(cli(server, "online-endpoint", "show", "-n", EP, "-o", "json"))["traffic"] == {"green": 100}
-        assert _worker_processes(EP, name, server) == []
+        assert worker_pids(server, EP, name) == []
 
 
 def test_endpoint_delete_stops_its_workers(server: ServerProcess, project: Path) -> None:
-    assert _worker_processes(EP, "green", server)
+    assert worker_pids(server, EP, "green")
     cli(server, "online-endpoint", "delete", "-n", EP, "--yes")
-    assert _worker_processes(EP, "green", server) == []
+    assert worker_pids(server, EP, "green") == []
     assert _score(server, REQUEST, "any").status_code == 404
 
 

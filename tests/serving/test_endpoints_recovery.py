@@ -9,12 +9,11 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.server import ServerProcess, free_port, run_cli
+from tests.support.server import ServerProcess, free_port, run_cli, worker_pids
 
 pytestmark = pytest.mark.slow
 
@@ -59,20 +58,6 @@ def _score(client: httpx.Client, server: ServerProcess, key: str, deployment: st
     return client.post(f"{server.url}/endpoints/{EP}/score", json=REQUEST, headers=headers, timeout=30)
 
 
-def _workers(deployment: str, server: ServerProcess) -> list[int]:
-    """Pids of this server's workers of ``deployment`` (other test runs may serve the same names)."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"mlyard.serving.worker" in args and EP.encode() in args and deployment.encode() in args \
-                and str(server.workspace).encode() in b" ".join(args):
-            found.append(int(pid))
-    return sorted(found)
-
-
 def _metric(server: ServerProcess, name: str, **labels: str) -> float:
     text = httpx.get(f"{server.url}/metrics", headers=server.headers(), timeout=10).text
     total = 0.0
@@ -84,19 +69,19 @@ def _metric(server: ServerProcess, name: str, **labels: str) -> float:
 
 def test_killed_worker_is_replaced_and_no_request_fails(server: ServerProcess) -> None:
     key = _key(server)
-    before = _workers("main", server)
+    before = worker_pids(server, EP, "main")
     assert len(before) == 2
     os.kill(before[0], signal.SIGKILL)
     statuses = []
     with httpx.Client() as client:
         for _ in range(MAX_POLLS):
             statuses.append(_score(client, server, key).status_code)
-            now = _workers("main", server)
+            now = worker_pids(server, EP, "main")
             if len(now) == 2 and before[0] not in now and statuses[-1] == 200:
                 break
             time.sleep(POLL_S)
     assert set(statuses) == {200}, statuses  # the other worker answered meanwhile
-    assert len(_workers("main", server)) == 2 and before[0] not in _workers("main", server)
+    assert len(worker_pids(server, EP, "main")) == 2 and before[0] not in worker_pids(server, EP, "main")
     assert _metric(server, "mlyard_endpoint_worker_restarts_total", endpoint=EP, deployment="main") >= 1
 
 
@@ -107,16 +92,16 @@ def test_hung_worker_is_killed_and_replaced(server: ServerProcess) -> None:
         f"name: hang\nendpoint_name: {EP}\nmodel: azureml:rec:1\ninstance_type: Standard_DS3_v2\ninstance_count: 1\n"
         "liveness_probe:\n  period: 1\n  timeout: 1\n  failure_threshold: 2\n")
     run_cli("online-deployment", "create", "-f", str(root / "hang.yml"), env=server.env())
-    [stuck] = _workers("hang", server)
+    [stuck] = worker_pids(server, EP, "hang")
     os.kill(stuck, signal.SIGSTOP)
     key = _key(server)
     with httpx.Client() as client:
         for _ in range(MAX_POLLS):
-            now = _workers("hang", server)
+            now = worker_pids(server, EP, "hang")
             if now and stuck not in now and _score(client, server, key, deployment="hang").status_code == 200:
                 break
             time.sleep(POLL_S)
-    assert stuck not in _workers("hang", server)
+    assert stuck not in worker_pids(server, EP, "hang")
     with httpx.Client() as client:
         assert _score(client, server, key, deployment="hang").status_code == 200
     run_cli("online-deployment", "delete", "-n", "hang", "-e", EP, "--yes", env=server.env())
@@ -132,7 +117,7 @@ def test_rolling_update_fails_no_request(server: ServerProcess) -> None:
             while not done.is_set() and len(statuses) < 20_000:
                 statuses.append(_score(client, server, key).status_code)
 
-    old = _workers("main", server)
+    old = worker_pids(server, EP, "main")
     thread = threading.Thread(target=load)
     thread.start()
     try:
@@ -141,7 +126,7 @@ def test_rolling_update_fails_no_request(server: ServerProcess) -> None:
         done.set()
         thread.join()
     assert statuses and set(statuses) == {200}, [s for s in statuses if s != 200][:5]
-    now = _workers("main", server)
+    now = worker_pids(server, EP, "main")
     assert len(now) == 4 and not set(now) & set(old)
 
 
@@ -167,7 +152,7 @@ def test_mirror_gets_copies_and_the_caller_gets_the_live_answer(server: ServerPr
 
 def test_server_restart_brings_deployments_back(server: ServerProcess) -> None:
     server.stop()
-    assert _workers("main", server) == [] and _workers("shadow", server) == []
+    assert worker_pids(server, EP, "main") == [] and worker_pids(server, EP, "shadow") == []
     server.start()
     key = _key(server)
     statuses: tuple[int, int] = (0, 0)
@@ -180,7 +165,7 @@ def test_server_restart_brings_deployments_back(server: ServerProcess) -> None:
             assert set(statuses) <= {200, 503}  # while the workers load: a prompt 503, never a hang
             time.sleep(POLL_S)
     assert statuses == (200, 200)
-    assert len(_workers("main", server)) == 4 and len(_workers("shadow", server)) == 2
+    assert len(worker_pids(server, EP, "main")) == 4 and len(worker_pids(server, EP, "shadow")) == 2
 
 
 SLOW_SCRIPT = '''import json

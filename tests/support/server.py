@@ -102,3 +102,20 @@ class ServerProcess:
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+
+def worker_pids(server: ServerProcess, endpoint: str, deployment: str) -> list[int]:
+    """Pids of ``server``'s online-deployment workers of ``endpoint``/``deployment``, sorted.
+
+    Found in ``/proc`` by their command line and workspace, since other test runs may serve the same names.
+    """
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"mlyard.serving.worker" in args and endpoint.encode() in args and deployment.encode() in args \
+                and str(server.workspace).encode() in b" ".join(args):
+            found.append(int(pid))
+    return sorted(found)
