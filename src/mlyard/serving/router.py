@@ -93,11 +93,12 @@ class ScoringRouter:
                 return
             deployment = chosen
             mirror = _mirror_pick(endpoint.mirror_traffic)
-        body = await _read_body(receive)
-        if body is None:
-            return
-        if len(body) > MAX_BODY:
+        try:
+            body = await _read_body(receive)
+        except _TooLarge:
             await self._answer(send, 413, _error("too_large", f"the request body is over {MAX_BODY >> 20} MiB"))
+            return
+        if body is None:
             return
         if mirror is not None:
             self._send_mirror(service, name, mirror, body)
@@ -253,7 +254,12 @@ def _pick(traffic: dict[str, int]) -> str | None:
     return live[-1][0]
 
 
+class _TooLarge(Exception):
+    """The body passed MAX_BODY; the rest was read and dropped, never held."""
+
+
 async def _read_body(receive: Callable[[], Awaitable[Any]]) -> bytes | None:
+    """The whole body; None when the client went away. Raises _TooLarge past MAX_BODY (once it has all arrived)."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -264,7 +270,9 @@ async def _read_body(receive: Callable[[], Awaitable[Any]]) -> bytes | None:
         size += len(chunk)
         if size <= MAX_BODY:
             chunks.append(chunk)
-        elif not message.get("more_body", False):
-            return b"\0" * (MAX_BODY + 1)
+        else:
+            chunks.clear()
         if not message.get("more_body", False):
+            if size > MAX_BODY:
+                raise _TooLarge
             return b"".join(chunks)
