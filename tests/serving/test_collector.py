@@ -115,8 +115,8 @@ def run(raw_data):
 
 
 def test_a_scoring_scripts_azureml_collector_lands_in_the_same_place(tmp_path: Path) -> None:
-    sdk = pytest.importorskip("azureml.ai.monitoring",
-                              reason="azureml-ai-monitoring (mlyard's azure extra) is not installed: SDK untested")
+    sdk = pytest.importorskip(
+        "azureml.ai.monitoring", reason="azureml-ai-monitoring is in the dev extra: pip install -e '.[dev]'")
     site = str(Path(sdk.__file__).parents[3])
     code = tmp_path / "code"
     code.mkdir()

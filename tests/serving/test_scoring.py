@@ -183,13 +183,15 @@ def init():
 @input_schema("data", NumpyParameterType(np.array([[1.0, 2.0]])))
 @output_schema(StandardPythonParameterType({"type": "ndarray", "sums": [3.0]}))
 def run(data):
+    if data.shape[0] > 2:
+        raise ValueError("at most two rows")
     return {"type": type(data).__name__, "sums": data.sum(axis=1).tolist()}
 '''
 
 
 def test_inference_schema_decorators_convert_inputs_and_describe_them(tmp_path: Path) -> None:
     schema = pytest.importorskip(
-        "inference_schema", reason="inference-schema (mlyard's azure extra) is not installed: decorators untested")
+        "inference_schema", reason="inference-schema is in the dev extra: pip install -e '.[dev]'")
     site = str(Path(schema.__file__).parents[1])
     worker = start_worker("--model-dir", str(tmp_path), "--code", str(_code(tmp_path / "code", SCHEMA_SCRIPT)),
                           "--scoring-script", "score.py",
@@ -201,6 +203,12 @@ def test_inference_schema_decorators_convert_inputs_and_describe_them(tmp_path: 
             assert (response.status_code, response.json()) == (200, {"type": "ndarray", "sums": [3.0, 7.5]})
             refused = client.post("/score", json={"rows": [[1.0, 2.0]]})
             assert refused.status_code == 400 and "run(data)" in refused.json()["error"]["message"]
+            unconvertible = client.post("/score", json={"data": [["x", "y"]]})  # the decorator's float cast fails
+            assert unconvertible.status_code == 400, unconvertible.text
+            assert "input schema" in unconvertible.json()["error"]["message"]
+            assert "could not convert string to float" in unconvertible.json()["error"]["message"]
+            raised = client.post("/score", json={"data": [[1.0, 2.0]] * 3})  # run() itself raises: its failure
+            assert raised.status_code == 500 and raised.json()["error"]["message"] == "at most two rows"
             swagger = client.get("/swagger.json")
             assert swagger.status_code == 200
             body = swagger.json()["paths"]["/score"]["post"]["parameters"][0]["schema"]

@@ -86,6 +86,11 @@ class ScoringScriptHost:
         try:
             result = self._run(**arguments) if self._schema_inputs else self._run(arguments["raw_data"])
         except Exception as exc:
+            if self._schema_inputs and not _entered(self._run, exc):
+                # the decorators could not convert the request to run()'s declared types: the caller's mistake
+                log.info("inference_schema refused the request: %s", exc)
+                return answers.invalid_request(
+                    f"the request does not fit run()'s input schema (see /swagger.json): {exc or type(exc).__name__}")
             log.error("run() failed", exc_info=exc)
             return answers.scoring_failed(str(exc) or type(exc).__name__)
         try:
@@ -114,6 +119,18 @@ class ScoringScriptHost:
             names = ", ".join(inspect.signature(self._run).parameters)
             raise ValueError(f"the request's keys do not match run({names}): {exc}") from None
         return payload
+
+
+def _entered(run: Callable[..., Any], exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside the user's own ``run`` (under its decorators), by its traceback."""
+    inner = inspect.unwrap(run)
+    code = getattr(inner, "__code__", None)
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _schema_decorated(run: Callable[..., Any]) -> bool:
