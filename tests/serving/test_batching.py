@@ -73,7 +73,8 @@ def test_a_lone_request_goes_at_once_and_those_queued_behind_a_predict_go_togeth
             return list(results), batcher.stats.as_dict()
 
     results, stats = asyncio.run(scenario())
-    assert results == [alone] * 6
+    assert [(r.status, r.body) for r in results] == [(alone.status, alone.body)] * 6
+    assert [r.batch for r in results] == [1, 5, 5, 5, 5, 5]  # what the worker tells the router, for its metrics
     assert (stats["batches"], stats["requests"], stats["largest"]) == (2, 6, 5)
 
 
@@ -92,14 +93,19 @@ def batching_worker(sklearn_model: SavedModel) -> Iterator[WorkerProcess]:
 def test_concurrent_requests_get_the_unbatched_answers(batching_worker: WorkerProcess,
                                                         nocode_worker: WorkerProcess) -> None:
     with nocode_worker.client() as client:
-        unbatched = [_answer(client.post("/score", content=_raw(body))) for body in BODIES]
+        alone = [client.post("/score", content=_raw(body)) for body in BODIES]
+    unbatched = [_answer(response) for response in alone]
+    assert all("x-mlyard-batch-size" not in response.headers for response in alone)
     batched: list[tuple[int, Any] | None] = [None] * len(BODIES)
+    sizes: list[int] = []
     start = threading.Barrier(len(BODIES))
 
     def call(position: int) -> None:
         with batching_worker.client() as client:
             start.wait(timeout=60)
-            batched[position] = _answer(client.post("/score", content=_raw(BODIES[position])))
+            response = client.post("/score", content=_raw(BODIES[position]))
+            batched[position] = _answer(response)
+            sizes.append(int(response.headers["x-mlyard-batch-size"]))
 
     callers = [threading.Thread(target=call, args=(position,)) for position in range(len(BODIES))]
     for caller in callers:
@@ -110,6 +116,7 @@ def test_concurrent_requests_get_the_unbatched_answers(batching_worker: WorkerPr
     with batching_worker.client() as client:
         stats = client.get("/stats").json()["batching"]
     assert stats["requests"] == len(BODIES) and stats["largest"] > 1
+    assert len(sizes) == len(BODIES) and max(sizes) == stats["largest"]
 
 
 def test_batching_settings_out_of_range_stop_the_worker_with_the_reason(tmp_path: Path) -> None:

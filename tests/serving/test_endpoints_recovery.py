@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -148,6 +152,63 @@ def test_mirror_gets_copies_and_the_caller_gets_the_live_answer(server: ServerPr
     assert mirrored >= 50
     assert _metric(server, "mlyard_endpoint_requests_total", endpoint=EP, deployment="main", status="200") >= 200
     run_cli("online-endpoint", "update", "-n", EP, "--mirror-traffic", "shadow=0", env=server.env())
+
+
+def _workers(server: ServerProcess, deployment: str) -> list[dict[str, Any]]:
+    url = f"{server.url}/api/v1/online-endpoints/{EP}/deployments/{deployment}"
+    workers: list[dict[str, Any]] = httpx.get(url, headers=server.headers(), timeout=30).json()["workers"]
+    return workers
+
+
+def test_load_from_another_process_survives_a_kill_and_a_rolling_update(server: ServerProcess) -> None:
+    """30 s of load from a separate client process: a worker SIGKILLed at 5 s costs under 1% of the requests and
+    is replaced; a rolling update from 15 s fails none. The deployment batches, so the batch-size metric fills."""
+    root = server.workspace.parent
+    (root / "load.yml").write_text(
+        f"name: load\nendpoint_name: {EP}\nmodel: azureml:rec:1\ninstance_type: Standard_DS3_v2\ninstance_count: 1\n"
+        "environment_variables:\n  WORKER_COUNT: '2'\n  MLYARD_BATCH_MAX_SIZE: '8'\nrequest_settings:\n"
+        "  max_concurrent_requests_per_instance: 8\n")
+    run_cli("online-deployment", "create", "-f", str(root / "load.yml"), env=server.env())
+    out = root / "timeline.json"
+    headers = {"Authorization": f"Bearer {_key(server)}", "azureml-model-deployment": "load"}
+    config = {"url": f"{server.url}/endpoints/{EP}/score", "body": REQUEST, "clients": 8, "seconds": 30,
+              "out": str(out), "headers": headers}
+    load = subprocess.Popen([sys.executable, "-m", "tests.support.load_client", json.dumps(config)],
+                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert load.stdout is not None and load.stdout.readline().strip() == "started"
+        begun = time.time()
+        time.sleep(max(0.0, begun + 5 - time.time()))
+        victim = _workers(server, "load")[0]
+        os.kill(victim["pid"], signal.SIGKILL)
+        killed_at = time.time()
+        back_after = None
+        for _ in range(MAX_POLLS):
+            workers = _workers(server, "load")
+            if len(workers) == 2 and victim["pid"] not in [w["pid"] for w in workers] \
+                    and all(w["state"] == "ready" for w in workers):
+                back_after = time.time() - killed_at
+                break
+            time.sleep(POLL_S)
+        assert back_after is not None, _workers(server, "load")
+        print(f"killed worker replaced and ready after {back_after:.2f} s")
+        time.sleep(max(0.0, begun + 15 - time.time()))
+        update_at = time.time()
+        run_cli("online-deployment", "update", "-n", "load", "-e", EP, "--set", "instance_count=2", env=server.env())
+        assert load.wait(timeout=120) == 0
+    finally:
+        if load.poll() is None:
+            load.kill()
+    timeline = json.loads(out.read_text())
+    results = [(timeline["wall_start"] + t, status) for t, status in timeline["results"]]
+    failed = [(t, status) for t, status in results if status != 200]
+    print(f"{len(failed)} of {len(results)} requests failed")
+    assert len(results) > 1000  # 30 s of eight clients
+    assert len(failed) < len(results) / 100, (len(failed), len(results), failed[:10], timeline["errors"])
+    assert [f for f in failed if f[0] >= update_at] == []  # the rolling update failed nothing
+    assert len(_workers(server, "load")) == 4 and victim["pid"] not in worker_pids(server, EP, "load")
+    assert _metric(server, "mlyard_endpoint_batch_size_count", endpoint=EP, deployment="load") > 0
+    run_cli("online-deployment", "delete", "-n", "load", "-e", EP, "--yes", env=server.env())
 
 
 def test_server_restart_brings_deployments_back(server: ServerProcess) -> None:

@@ -26,7 +26,14 @@ DEPLOYMENT_COLUMNS: list[Column] = [
     ("model", lambda r: r.get("model") or ""),
     ("instances", lambda r: r["instance_count"]),
     ("state", lambda r: r["provisioning_state"]),
+    ("workers ready", lambda r: _ready(r.get("workers", []))),
 ]
+
+
+def _ready(workers: list[dict[str, Any]]) -> str:
+    return f"{sum(w['state'] == 'ready' for w in workers)}/{len(workers)}"
+
+
 _PAIR = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)=(\d{1,3})$")
 
 

@@ -18,10 +18,12 @@ HAS_ORJSON = orjson is not None
 
 
 class Answer(NamedTuple):
-    """An HTTP status and the JSON body that goes with it."""
+    """An HTTP status and the JSON body that goes with it; ``batch`` is the size of the batch that answered it
+    (0 when the worker does not batch)."""
 
     status: int
     body: bytes
+    batch: int = 0
 
 
 def ok(value: Any) -> Answer:

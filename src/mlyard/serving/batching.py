@@ -99,7 +99,7 @@ class Batcher:
                 results = done.result()
             for (_, _, future), result in zip(batch, results, strict=True):
                 if not future.done():
-                    future.set_result(result)
+                    future.set_result(result._replace(batch=len(batch)))
             self._busy = False
             self._flush()  # what queued meanwhile goes at once: it has waited a whole predict already
 

@@ -167,6 +167,8 @@ class ScoringRouter:
                 log.warning("worker %s unreachable (%s); trying another", worker.instance_id, exc)
                 self._drop(worker)
                 continue
+            if answer.batch:
+                self.metrics.batch_size.labels(pool.plan.endpoint, pool.plan.deployment).observe(answer.batch)
             return answer.status, answer.body, [(b"content-type", answer.content_type)]
 
     def _connections(self, worker: Worker) -> WorkerConnections:

@@ -239,6 +239,14 @@ class Supervisor:
 
     # -- logs ------------------------------------------------------------------------------------
 
+    def workers(self, endpoint: str, deployment: str) -> list[dict[str, object]]:
+        """The live workers of a deployment: instance id, pid, state and restarts (empty when none run)."""
+        pool = self.pools.get((endpoint, deployment))
+        if pool is None:
+            return []
+        return [{"instance_id": w.instance_id, "pid": w.proc.pid if w.proc is not None else None, "state": w.state,
+                 "restarts": w.restarts} for w in pool.workers]
+
     def logs(self, endpoint: str, deployment: str, lines: int) -> str:
         """The last ``lines`` lines of each live worker's log, each under a header naming the worker."""
         pool = self.pools.get((endpoint, deployment))

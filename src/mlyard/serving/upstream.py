@@ -23,6 +23,7 @@ class Answer:
     status: int
     body: bytes
     content_type: bytes
+    batch: int = 0  # the size of the batch the worker predicted this request in; 0 when it does not batch
 
 
 class _Connection:
@@ -106,7 +107,9 @@ class WorkerConnections:
             payload = await _read_chunked(conn.reader)
         else:
             payload, keep = await conn.reader.read(), False
-        return Answer(status, payload, headers.get(b"content-type", b"application/json")), keep
+        batch = headers.get(b"x-mlyard-batch-size", b"0")
+        return Answer(status, payload, headers.get(b"content-type", b"application/json"),
+                      int(batch) if batch.isdigit() else 0), keep
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:

@@ -51,6 +51,7 @@ GRACEFUL_SHUTDOWN_S = 5
 _UDS_PATH_MAX = 107  # sun_path is 108 bytes on Linux, NUL included
 
 _JSON = [(b"content-type", b"application/json")]
+BATCH_HEADER = b"x-mlyard-batch-size"  # how many requests were predicted together with this one (batching only)
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
@@ -114,7 +115,8 @@ class WorkerApp:
                 if name == b"x-request-id":
                     request_id = value.decode("latin-1")
             answer = await self.scorer(body, request_id) if self.scorer is not None else answers.not_ready()
-            await _send(send, answer.status, answer.body, _JSON)
+            await _send(send, answer.status, answer.body,
+                        [*_JSON, (BATCH_HEADER, b"%d" % answer.batch)] if answer.batch else _JSON)
         elif path == "/" and method in ("GET", "HEAD"):
             await _send(send, 200, b"Healthy", _TEXT)
         elif path == "/ready" and method in ("GET", "HEAD"):

@@ -78,6 +78,14 @@ class DeploymentUpdate(BaseModel):
     spec: dict[str, Any]
 
 
+class WorkerRead(BaseModel):
+    instance_id: str = Field(description="g<generation>-<index>, as in the worker log's header.")
+    pid: int | None
+    state: str = Field(description="starting, ready, unresponsive (failing its liveness probe), down (waiting to "
+                                   "restart) or stopped.")
+    restarts: int
+
+
 class DeploymentRead(BaseModel):
     name: str
     endpoint_name: str
@@ -88,12 +96,15 @@ class DeploymentRead(BaseModel):
     created_at: int
     updated_at: int
     created_by: str
+    workers: list[WorkerRead] = Field(default_factory=list, description="This server's worker processes of the "
+                                      "deployment, live.")
 
     @classmethod
-    def of(cls, row: OnlineDeploymentRow) -> DeploymentRead:
+    def of(cls, row: OnlineDeploymentRow, services: Services) -> DeploymentRead:
+        workers = [WorkerRead.model_validate(w) for w in services.endpoints.supervisor.workers(row.endpoint, row.name)]
         return cls(name=row.name, endpoint_name=row.endpoint, model=row.model, provisioning_state=row.state,
                    instance_count=int(row.spec.get("instance_count", 1)), spec=row.spec, created_at=row.created_at,
-                   updated_at=row.updated_at, created_by=row.created_by)
+                   updated_at=row.updated_at, created_by=row.created_by, workers=workers)
 
 
 class LogsRead(BaseModel):
@@ -145,17 +156,17 @@ def regenerate_keys(name: str, body: KeysRegenerate, services: Svc) -> None:
              summary="Create a deployment; returns once its workers are ready")
 def create_deployment(name: str, body: DeploymentCreate, services: Svc, who: Who) -> DeploymentRead:
     return DeploymentRead.of(services.endpoints.create_deployment(name, body.spec, who.name,
-                                                                  all_traffic=body.all_traffic))
+                                                                  all_traffic=body.all_traffic), services)
 
 
 @router.get(BASE + "/{name}/deployments", response_model=list[DeploymentRead], summary="List deployments")
 def list_deployments(name: str, services: Svc) -> list[DeploymentRead]:
-    return [DeploymentRead.of(r) for r in services.endpoints.list_deployments(name)]
+    return [DeploymentRead.of(r, services) for r in services.endpoints.list_deployments(name)]
 
 
 @router.get(BASE + "/{name}/deployments/{deployment}", response_model=DeploymentRead, summary="Show a deployment")
 def show_deployment(name: str, deployment: str, services: Svc) -> DeploymentRead:
-    return DeploymentRead.of(services.endpoints.get_deployment(name, deployment))
+    return DeploymentRead.of(services.endpoints.get_deployment(name, deployment), services)
 
 
 @router.put(BASE + "/{name}/deployments/{deployment}", response_model=DeploymentRead,
@@ -165,7 +176,7 @@ def update_deployment(name: str, deployment: str, body: DeploymentUpdate, servic
     spec = {**body.spec, "name": body.spec.get("name") or deployment}
     if spec["name"] != deployment:
         raise InvalidRequestError(f"the spec names deployment {spec['name']!r}, not {deployment!r}")
-    return DeploymentRead.of(services.endpoints.update_deployment(name, spec, who.name))
+    return DeploymentRead.of(services.endpoints.update_deployment(name, spec, who.name), services)
 
 
 @router.delete(BASE + "/{name}/deployments/{deployment}", status_code=204,
