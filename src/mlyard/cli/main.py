@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                         "Online endpoints: scoring URI, keys, traffic split; invoke them."),
     "online-deployment": ("mlyard.cli.endpoints", "online_deployment",
                           "Online deployments: a model served by worker processes; logs."),
+    "batch-endpoint": ("mlyard.cli.batch_endpoints", "batch_endpoint",
+                       "Batch endpoints: invoke a deployment over data as a job; list its jobs."),
+    "batch-deployment": ("mlyard.cli.batch_endpoints", "batch_deployment",
+                         "Batch deployments: a model with run settings, or a pipeline component."),
     "validate": ("mlyard.cli.validate", "validate", "Check an Azure ML YAML file without creating anything."),
 }
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlyard.client.assets import AssetOperations
+from mlyard.client.batch_endpoints import BatchDeploymentOperations, BatchEndpointOperations
 from mlyard.client.datastores import DatastoreOperations
 from mlyard.client.endpoints import OnlineDeploymentOperations, OnlineEndpointOperations
 from mlyard.client.http import Transport
@@ -35,6 +36,8 @@ class MlyardClient:
         self.datastores = DatastoreOperations(self.transport, default_datastore)
         self.online_endpoints = OnlineEndpointOperations(self.transport)
         self.online_deployments = OnlineDeploymentOperations(self.transport, default_datastore)
+        self.batch_endpoints = BatchEndpointOperations(self.transport, default_datastore)
+        self.batch_deployments = BatchDeploymentOperations(self.transport, default_datastore)
 
     @classmethod
     def from_env(cls, url: str | None = None, token: str | None = None, workspace: Path | None = None) -> MlyardClient:

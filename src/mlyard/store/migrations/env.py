@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import mlyard.store.batch_schema  # noqa: F401  (registers the batch endpoint tables)
 import mlyard.store.jobs_schema  # noqa: F401  (registers the job tables)
 import mlyard.store.registry_schema  # noqa: F401  (registers the registry tables)
 import mlyard.store.serving_schema  # noqa: F401  (registers the online endpoint tables)
