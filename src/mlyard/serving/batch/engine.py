@@ -121,7 +121,8 @@ class Engine:
             if self.parts is not None:
                 part = self.parts.name(unit.index, unit.sub, self._next_task)
             self.running[worker] = Running(unit, self._next_task, time.monotonic() + self.settings.timeout)
-            self.pool.submit(worker, Task(self._next_task, unit.files, part))
+            label = f"mini-batch {unit.index}" + ("" if unit.sub is None else f", file {unit.sub} alone")
+            self.pool.submit(worker, Task(self._next_task, unit.files, part, label))
 
     def _wait(self) -> float:
         if not self.running:

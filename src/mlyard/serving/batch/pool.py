@@ -28,6 +28,7 @@ class Task:
     id: int
     files: tuple[str, ...]
     part: str | None
+    label: str = ""  # how the worker's log names it: "mini-batch 3", "mini-batch 3, file 2 alone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +140,8 @@ class LocalProcessPool:
         slot = self._slots[worker]
         assert slot.ready and slot.task is None, f"worker {worker} is not idle"
         slot.task = task.id
-        line = json.dumps({"task": task.id, "files": list(task.files), "part": task.part}) + "\n"
+        line = json.dumps({"task": task.id, "files": list(task.files), "part": task.part, "label": task.label})
+        line += "\n"
         try:
             slot.stdin.write(line.encode())
             slot.stdin.flush()

@@ -67,8 +67,12 @@ class RunState:
             "rows": self.rows,
             "rows_per_s": round(self.rows_per_s, 1),
             "elapsed_s": round(self.elapsed, 3),
-            "failed_files": [failure_dict(f) for f in self.failures],
+            "failed_files": [failure_dict(f) for f in sorted(self.failures, key=_by_file)],
         }
+
+
+def _by_file(failure: FileFailure) -> str:
+    return failure.file
 
 
 def failure_dict(failure: FileFailure) -> dict[str, Any]:
@@ -124,13 +128,13 @@ class Reporter:
         if self.progress_file is not None:
             write_json(self.progress_file, state.to_dict())
         if self.report_file is not None:
-            write_json(self.report_file, {"state": state.state, "reason": state.reason,
-                                          "failed_files": [failure_dict(f) for f in state.failures]})
+            failed = [failure_dict(f) for f in sorted(state.failures, key=_by_file)]
+            write_json(self.report_file, {"state": state.state, "reason": state.reason, "failed_files": failed})
 
 
 def failure_table(failures: list[FileFailure]) -> str:
     """The error report as a text table (the first ``TABLE_ROWS`` files)."""
-    shown = failures[:TABLE_ROWS]
+    shown = sorted(failures, key=_by_file)[:TABLE_ROWS]
     width = min(max(len(f.file) for f in shown), 80)
     lines = [f"failed files ({len(failures)}):", f"  {'FILE':<{width}}  ATTEMPTS  REASON"]
     for f in shown:

@@ -11,9 +11,9 @@ Worker to engine, one line each::
     {"event": "done", "task": 7, "rows": 10000, "failed": [["/data/x.csv", "reason"], ...]}
     {"event": "error", "task": 7, "error": "ValueError: ..."}      run() raised: the attempt failed
 
-Engine to worker: ``{"task": 7, "files": ["/abs/a.csv", ...], "part": "/out/.parts/p.csv"}`` (``part`` null with
-summary_only). End of stdin ends the worker. It dies with its parent (``PR_SET_PDEATHSIG``), and imports only the
-standard library at module top (see the package's docstring).
+Engine to worker: ``{"task": 7, "files": ["/abs/a.csv", ...], "part": "/out/.parts/p.csv", "label": "mini-batch 3"}``
+(``part`` null with summary_only; ``label`` names the work in the log). End of stdin ends the worker. It dies with
+its parent (``PR_SET_PDEATHSIG``), and imports only the standard library at module top (see the package's docstring).
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             outcome = scorer.score(task["files"], task["part"])
         except Exception as exc:
-            log.error("run() failed on mini-batch %s (%d files, first %s)", task["task"], len(task["files"]),
-                      task["files"][0] if task["files"] else "-", exc_info=exc)
+            log.error("run() failed on %s (%d file(s) from %s)", task.get("label") or f"task {task['task']}",
+                      len(task["files"]), task["files"][0] if task["files"] else "-", exc_info=exc)
             _send(protocol, {"event": "error", "task": task["task"], "error": _reason(exc)})
             continue
         _send(protocol, {"event": "done", "task": task["task"], "rows": outcome.rows,
