@@ -207,6 +207,23 @@ def test_pipeline_deployment_is_stored_with_its_component(server: ServerProcess,
                      "--set", "output_file_name=x.csv")
     assert "pipeline deployment" in stderr
 
+    # job_definition: an earlier pipeline job, rerun with the invocation's inputs
+    (project / "rerun-dep.yml").write_text(f"name: rerun\nendpoint_name: {ep}\ntype: pipeline\n"
+                                           f"job_definition: azureml:{job['name']}\n")
+    cli(server, "batch-deployment", "create", "-f", str(project / "rerun-dep.yml"))
+    (project / "one-file.yml").write_text(f"inputs:\n  data:\n    type: uri_folder\n    path: {project / 'pipe'}\n")
+    rerun = _json(server, "batch-endpoint", "invoke", "-n", ep, "-d", "rerun", "--file",
+                  str(project / "one-file.yml"), "--stream")
+    assert isinstance(rerun, dict) and rerun["status"] == "Completed", rerun
+    cli(server, "job", "download", "-n", rerun["name"], "--output-name", "counted", "--download-path", str(out / "2"))
+    assert (out / "2" / "named-outputs" / "counted" / "n.txt").read_text() == "2"
+    stderr = refused(server, "batch-endpoint", "invoke", "-n", ep, "--file", str(project / "one-file.yml"),
+                     "--set", "nosuch=1", "-d", "rerun")
+    assert "pipeline deployment" in stderr
+    (project / "bad-inputs.yml").write_text("inputs:\n  nosuch: 1\n")
+    stderr = refused(server, "batch-endpoint", "invoke", "-n", ep, "--file", str(project / "bad-inputs.yml"))
+    assert "no input 'nosuch'" in stderr and "data, label" in stderr
+
 
 @pytest.mark.skipif(not ENGINE, reason="the batch engine (mlyard.serving.batch) is not in this tree yet")
 def test_invoke_no_code_mlflow_deployment_over_local_folder(server: ServerProcess, project: Path) -> None:
@@ -229,6 +246,19 @@ def test_invoke_no_code_mlflow_deployment_over_local_folder(server: ServerProces
         by_file.setdefault(row[-1], []).append(row[1])
     assert sorted(by_file) == ["part-0.csv", "part-1.csv", "part-2.csv"]
     assert by_file["part-0.csv"] == ["0", "1"] and by_file["part-1.csv"] == ["0"]
-    assert cli(server, "batch-endpoint", "list-jobs", "-n", ep, "--query", "[].name", "-o", "tsv").split() == [name]
+
+    # a scoring script (legacy layout), one file per mini-batch, the output where --output-path says
+    cli(server, "batch-deployment", "create", "-f", str(project / "legacy.yml"), "-e", ep)
+    target = "azureml://datastores/workspaceblobstore/paths/batch-out/legacy"
+    job2 = _json(server, "batch-endpoint", "invoke", "-n", ep, "--deployment-name", "legacy", "--input",
+                 str(project / "data"), "--mini-batch-size", "1", "--output-path", target, "--stream")
+    assert isinstance(job2, dict) and job2["status"] == "Completed", job2
+    assert job2["outputs"]["score"]["uri"].rstrip("/") == target
+    cli(server, "job", "download", "-n", job2["name"], "--output-name", "score", "--download-path", str(out))
+    names = (out / "named-outputs" / "score" / "names.csv").read_text().split()
+    assert sorted(names) == ["part-0.csv", "part-1.csv", "part-2.csv"]
+
+    assert cli(server, "batch-endpoint", "list-jobs", "-n", ep, "--query", "[].name",
+               "-o", "tsv").split() == [job2["name"], name]
     assert cli(server, "batch-deployment", "list-jobs", "-n", "nocode", "-e", ep, "--query", "[].name",
                "-o", "tsv").split() == [name]
