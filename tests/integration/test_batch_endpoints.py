@@ -174,14 +174,16 @@ def test_pipeline_deployment_is_stored_with_its_component(server: ServerProcess,
     src = project / "pipe"
     src.mkdir()
     (src / "count.py").write_text("import sys, os\nos.makedirs(sys.argv[2], exist_ok=True)\n"
-                                  "open(os.path.join(sys.argv[2], 'n.txt'), 'w').write(str(len(os.listdir(sys.argv[1]))))\n")
+                                  "n = len(os.listdir(sys.argv[1]))\n"
+                                  "open(os.path.join(sys.argv[2], 'n.txt'), 'w').write(str(n))\n")
     (src / "pipeline.yml").write_text(
         "$schema: https://azuremlschemas.azureedge.net/latest/pipelineComponent.schema.json\n"
         "type: pipeline\nname: count_files\ninputs:\n  data:\n    type: uri_folder\n  label:\n    type: string\n"
         "    default: x\noutputs:\n  counted:\n    type: uri_folder\njobs:\n  count:\n    type: command\n"
         "    component:\n      type: command\n      code: .\n      environment: azureml:AzureML-sklearn-1.5@latest\n"
         "      command: python count.py ${{inputs.data}} ${{outputs.out}}\n"
-        "      inputs:\n        data:\n          type: uri_folder\n      outputs:\n        out:\n          type: uri_folder\n"
+        "      inputs:\n        data:\n          type: uri_folder\n"
+        "      outputs:\n        out:\n          type: uri_folder\n"
         "    inputs:\n      data: ${{parent.inputs.data}}\n    outputs:\n      out: ${{parent.outputs.counted}}\n")
     (project / "pipe-dep.yml").write_text(
         "$schema: https://azuremlschemas.azureedge.net/latest/pipelineComponentBatchDeployment.schema.json\n"
