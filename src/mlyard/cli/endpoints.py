@@ -211,7 +211,9 @@ def deployment_create(ctx: click.Context, file: str, name: str | None, endpoint_
     """Create a deployment; returns when its workers are ready (or fails with their log's tail)."""
     spec = _load_deployment(file, name, endpoint_name, overrides)
     if plain_table(output):
-        click.echo(f"creating deployment {spec['name']} of endpoint {spec['endpoint_name']}: starting "
+        isolated = (spec.get("environment_variables") or {}).get("MLYARD_ENV_MODE") == "isolated"
+        click.echo(f"creating deployment {spec['name']} of endpoint {spec['endpoint_name']}: "
+                   f"{'building its isolated environment (once; cached by content), ' if isolated else ''}starting "
                    f"{spec.get('instance_count', 1)} instance(s) and waiting until they are ready...", err=True)
     result = make_client(ctx).online_deployments.create(spec["endpoint_name"], spec, all_traffic=all_traffic)
     emit(result, output, DEPLOYMENT_COLUMNS)

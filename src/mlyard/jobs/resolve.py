@@ -171,28 +171,7 @@ class StepResolver:
         return self._datastores.default_name()
 
     def _environment(self, env: Any) -> tuple[dict[str, Any] | None, str | None]:
-        if env is None:
-            return None, None
-        if isinstance(env, dict):
-            return env, None
-        text = str(env).strip()
-        low = text.lower()
-        if low.startswith(CURATED_PREFIXES) or low.removeprefix("azureml:").startswith(CURATED_PREFIXES):
-            return None, (f"environment {text} is a curated Azure ML environment: mlyard runs it with the server's "
-                          "interpreter and the default packages (pandas, scikit-learn, mlflow, ...)")
-        if classify_path(text) == "registry":
-            registry = text.split("/")[3] if text.count("/") > 3 else text
-            raise InvalidRequestError(
-                f"environment {text} is in the Azure ML registry '{registry}', which mlyard cannot reach (of the "
-                "registries, only Azure's curated 'azureml' runs, with the server's interpreter): register the "
-                "environment here with 'mlyard environment create -f <file>' and refer to it as azureml:<name>@latest")
-        try:
-            asset = self._assets.resolve("environment", text)
-        except NotFoundError:
-            ref = parse_asset_reference(text)
-            raise InvalidRequestError(f"environment {text} is not registered in this workspace: create it with "
-                                      f"'mlyard environment create -f <file>' (name: {ref.name})") from None
-        return dict(asset.spec), None
+        return resolve_environment(self._assets, env)
 
     def _cache_key(self, step: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any], env_identity: str,
                    env_mode: str) -> str:
@@ -263,3 +242,34 @@ class StepResolver:
             "AZUREML_RUN_ID": row.name,
         })
         return base
+
+
+def resolve_environment(assets: AssetService, env: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """A job's or deployment's ``environment`` as a definition to build, or None for the server's interpreter
+    (none given, or one of Azure's curated environments, with a note saying so).
+
+    Raises:
+        InvalidRequestError: an environment in another Azure ML registry, or one not registered here.
+    """
+    if env is None:
+        return None, None
+    if isinstance(env, dict):
+        return env, None
+    text = str(env).strip()
+    low = text.lower()
+    if low.startswith(CURATED_PREFIXES) or low.removeprefix("azureml:").startswith(CURATED_PREFIXES):
+        return None, (f"environment {text} is a curated Azure ML environment: mlyard runs it with the server's "
+                      "interpreter and the default packages (pandas, scikit-learn, mlflow, ...)")
+    if classify_path(text) == "registry":
+        registry = text.split("/")[3] if text.count("/") > 3 else text
+        raise InvalidRequestError(
+            f"environment {text} is in the Azure ML registry '{registry}', which mlyard cannot reach (of the "
+            "registries, only Azure's curated 'azureml' runs, with the server's interpreter): register the "
+            "environment here with 'mlyard environment create -f <file>' and refer to it as azureml:<name>@latest")
+    try:
+        asset = assets.resolve("environment", text)
+    except NotFoundError:
+        ref = parse_asset_reference(text)
+        raise InvalidRequestError(f"environment {text} is not registered in this workspace: create it with "
+                                  f"'mlyard environment create -f <file>' (name: {ref.name})") from None
+    return dict(asset.spec), None

@@ -92,7 +92,8 @@ class Services:
             registry=Registry(db, assets, blobs, datastores),
             logged_models=LoggedModels(db),
             jobs=jobs,
-            endpoints=EndpointService(db, assets, datastores, Supervisor(settings.state_dir)),
+            endpoints=EndpointService(db, assets, datastores, Supervisor(settings.state_dir), envs=jobs.envs,
+                                      env_mode=settings.job_env_mode),
         )
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from mlyard.assets.service import AssetService
 from mlyard.core.errors import AlreadyExistsError, ConflictError, InvalidRequestError, MlyardError, NotFoundError
 from mlyard.core.timeutil import now_ms
+from mlyard.jobs.environments import EnvironmentCache
 from mlyard.serving import keys as keyring
 from mlyard.serving.plans import DeploymentResolver
 from mlyard.serving.supervisor import Supervisor
@@ -81,10 +82,10 @@ class EndpointService:
     """Create, change and delete endpoints and deployments, keeping their workers in step."""
 
     def __init__(self, db: Database, assets: AssetService, datastores: DatastoreRegistry,
-                 supervisor: Supervisor) -> None:
+                 supervisor: Supervisor, envs: EnvironmentCache | None = None, env_mode: str = "inherit") -> None:
         self._db = db
         self._assets = assets
-        self.resolver = DeploymentResolver(assets, datastores)
+        self.resolver = DeploymentResolver(assets, datastores, envs, env_mode)
         self.supervisor = supervisor
         self.live: dict[str, LiveEndpoint] = {}
         self._lock = threading.Lock()  # one change of an endpoint's deployments at a time

@@ -7,11 +7,15 @@ machine, where the content-addressed store already holds the files, so nothing i
 from __future__ import annotations
 
 import json
-from pathlib import PurePosixPath
+import logging
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlyard.assets.service import AssetService
 from mlyard.core.errors import InvalidRequestError
+from mlyard.jobs.environments import EnvironmentCache
+from mlyard.serving.environments import prepare_worker_environment
 from mlyard.serving.supervisor import WorkerPlan
 from mlyard.specs import load_spec_dict
 from mlyard.specs.references import classify_path, parse_datastore_uri
@@ -19,14 +23,18 @@ from mlyard.store.blobs import DatastoreRegistry
 
 COLLECTOR_ENV = "MLYARD_DATA_COLLECTOR"  # read by the worker (collector.py)
 COLLECTOR_ROOT = "modelDataCollector"
+log = logging.getLogger("mlyard.serving")
 
 
 class DeploymentResolver:
     """Validates deployment specs and resolves them into worker plans."""
 
-    def __init__(self, assets: AssetService, datastores: DatastoreRegistry) -> None:
+    def __init__(self, assets: AssetService, datastores: DatastoreRegistry, envs: EnvironmentCache | None = None,
+                 env_mode: str = "inherit") -> None:
         self._assets = assets
         self._datastores = datastores
+        self._envs = envs
+        self._env_mode = env_mode
 
     @staticmethod
     def validate(endpoint: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -97,8 +105,9 @@ class DeploymentResolver:
                                 f"({name})."}
                 for name, data, uri in self._collections(endpoint, spec)]
 
-    def plan(self, endpoint: str, spec: dict[str, Any]) -> WorkerPlan:
-        """How to run the workers of a validated spec; the model must be a registered model asset."""
+    def plan(self, endpoint: str, spec: dict[str, Any], progress: Callable[[str], None] | None = None) -> WorkerPlan:
+        """How to run the workers of a validated spec; the model must be a registered model asset. An isolated
+        environment is built here (or found in the cache), its progress sent to ``progress``."""
         asset = self.model_asset(spec)
         code = spec.get("code_configuration")
         if asset is None and code is None:
@@ -125,6 +134,17 @@ class DeploymentResolver:
         collector = self.collector(endpoint, spec, f"{asset.name}:{asset.version}" if asset is not None else "")
         if collector is not None:
             env[COLLECTOR_ENV] = json.dumps(collector)
+        python = None
+        if self._envs is not None:
+            def note(line: str) -> None:
+                log.info("%s/%s: %s", endpoint, spec["name"], line)
+                if progress is not None:
+                    progress(line)
+
+            nocode_model = Path(model_dir) / model_folder if model_folder and code is None else None
+            prepared = prepare_worker_environment(self._assets, self._envs, spec, default_mode=self._env_mode,
+                                                  model=nocode_model, log=note)
+            python = prepared.python if prepared.mode == "isolated" else None
         settings = spec.get("request_settings") or {}
         liveness = spec.get("liveness_probe") or {}
         return WorkerPlan(
@@ -134,5 +154,5 @@ class DeploymentResolver:
             request_timeout_ms=int(settings.get("request_timeout_ms", 5000)),
             max_concurrent_per_instance=int(settings.get("max_concurrent_requests_per_instance", 1)),
             liveness_period_s=float(liveness.get("period", 10)), liveness_timeout_s=float(liveness.get("timeout", 2)),
-            liveness_failures=int(liveness.get("failure_threshold", 30)),
+            liveness_failures=int(liveness.get("failure_threshold", 30)), python=python,
         )

@@ -60,6 +60,7 @@ class WorkerPlan:
     liveness_period_s: float = 10.0  # the YAML's liveness_probe (Azure's defaults)
     liveness_timeout_s: float = 2.0
     liveness_failures: int = 30
+    python: str | None = None  # an isolated environment's interpreter; None: the supervisor's (the server's)
 
     @property
     def processes(self) -> int:
@@ -261,7 +262,8 @@ class Supervisor:
 
     def _command(self, pool: Pool, worker: Worker) -> list[str]:
         plan = pool.plan
-        cmd = [self.python, "-m", "mlyard.serving.worker", "--socket", worker.socket, "--model-dir", plan.model_dir]
+        cmd = [plan.python or self.python, "-m", "mlyard.serving.worker", "--socket", worker.socket,
+               "--model-dir", plan.model_dir]
         if plan.model_folder:
             cmd += ["--model-folder", plan.model_folder]
         if plan.code_dir and plan.scoring_script:
@@ -269,15 +271,27 @@ class Supervisor:
         return [*cmd, "--endpoint", plan.endpoint, "--deployment", plan.deployment, "--instance-id",
                 worker.instance_id]
 
-    @staticmethod
-    def _environment(pool: Pool) -> dict[str, str]:
+    def _environment(self, pool: Pool) -> dict[str, str]:
         plan = pool.plan
         env = {**os.environ, **plan.env, "AZUREML_MODEL_DIR": plan.model_dir}
         if plan.model_folder and not plan.code_dir:
             env["MLFLOW_MODEL_FOLDER"] = plan.model_folder
-        src = str(Path(__file__).resolve().parents[2])  # mlyard's own source, for a worker in another venv
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (self._mlyard_path(), env.get("PYTHONPATH", "")) if p)
         return env
+
+    def _mlyard_path(self) -> str:
+        """A folder holding only ``mlyard`` (a link to this package), for a worker in an isolated environment:
+        the folder above the package may be the server's site-packages, whose other packages must stay out."""
+        folder = self.root / "pythonpath"
+        link = folder / "mlyard"
+        package = Path(__file__).resolve().parents[1]
+        if not link.is_symlink() or link.resolve() != package:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".mlyard-{os.getpid()}"
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(package, target_is_directory=True)
+            os.replace(tmp, link)
+        return str(folder)
 
     def _spawn(self, pool: Pool, worker: Worker) -> None:
         Path(worker.socket).unlink(missing_ok=True)
