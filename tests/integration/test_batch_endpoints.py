@@ -249,6 +249,16 @@ def test_invoke_no_code_mlflow_deployment_over_local_folder(server: ServerProces
     assert sorted(by_file) == ["part-0.csv", "part-1.csv", "part-2.csv"]
     assert by_file["part-0.csv"] == ["0", "1"] and by_file["part-1.csv"] == ["0"]
 
+    # a registered data asset as the input; its type (uri_folder) comes from the asset
+    (project / "data.yml").write_text(f"name: tiny-rows\ntype: uri_folder\npath: {project / 'data'}\n")
+    cli(server, "data", "create", "-f", str(project / "data.yml"))
+    by_asset = _json(server, "batch-endpoint", "invoke", "-n", ep, "--input", "azureml:tiny-rows@latest")
+    assert isinstance(by_asset, dict)
+    assert cli(server, "job", "show", "-n", by_asset["name"], "--query", "spec.inputs.data.type",
+               "-o", "tsv").strip() == "uri_folder"
+    # it need not run to the end (the scoring is shown by the other invocations); it may have ended already
+    run_cli("job", "cancel", "-n", by_asset["name"], env=server.env(), check=False)
+
     # a scoring script (legacy layout), one file per mini-batch, the output where --output-path says
     cli(server, "batch-deployment", "create", "-f", str(project / "legacy.yml"), "-e", ep)
     target = "azureml://datastores/workspaceblobstore/paths/batch-out/legacy"
@@ -261,6 +271,6 @@ def test_invoke_no_code_mlflow_deployment_over_local_folder(server: ServerProces
     assert sorted(names) == ["part-0.csv", "part-1.csv", "part-2.csv"]
 
     assert cli(server, "batch-endpoint", "list-jobs", "-n", ep, "--query", "[].name",
-               "-o", "tsv").split() == [job2["name"], name]
+               "-o", "tsv").split() == [job2["name"], by_asset["name"], name]
     assert cli(server, "batch-deployment", "list-jobs", "-n", "nocode", "-e", ep, "--query", "[].name",
-               "-o", "tsv").split() == [name]
+               "-o", "tsv").split() == [by_asset["name"], name]

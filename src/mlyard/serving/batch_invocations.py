@@ -105,7 +105,7 @@ class InvocationBuilder:
         instances = int((deployment.spec.get("resources") or {}).get("instance_count")
                         or settings.pop("instance_count", None) or 1)
         settings.pop("instance_count", None)
-        mini_batch_errors: Any = -1
+        mini_batch_errors = -1
         for key, value in inv.settings.items():
             if key not in SETTABLE:
                 raise _bad(f"--set {key}=...: a batch invocation can set {', '.join(SETTABLE)}", key)
@@ -123,6 +123,9 @@ class InvocationBuilder:
             instances = inv.instance_count
         if instances < 1:
             raise _bad(f"instance count {instances} must be at least 1", "instance_count")
+        if mini_batch_errors < -1:
+            raise _bad(f"mini_batch_error_threshold {mini_batch_errors} must be -1 (no limit) or 0 or more",
+                       "mini_batch_error_threshold")
         try:
             parsed = BatchSettings.model_validate(settings)
         except ValidationError as exc:
@@ -133,7 +136,7 @@ class InvocationBuilder:
         if not name or "/" in name or "\\" in name or name in (".", ".."):
             raise _bad(f"output_file_name {name!r} must be a plain file name, e.g. predictions.csv",
                        "output_file_name")
-        return parsed, instances, int(mini_batch_errors)
+        return parsed, instances, mini_batch_errors
 
     @staticmethod
     def _int(value: Any, key: str) -> int:
