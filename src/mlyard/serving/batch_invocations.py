@@ -10,9 +10,11 @@ come from the deployment, overridden by the invocation (``--mini-batch-size``, `
 
 from __future__ import annotations
 
+import os
 import shlex
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -193,12 +195,17 @@ class InvocationBuilder:
         output: dict[str, Any] = {"type": "uri_folder"}
         if inv.output_path:
             output["path"] = inv.output_path
+        variables = {str(k): str(v) for k, v in ((spec.get("settings") or {}).get("environment_variables")
+                                                  or {}).items()}
+        # in an isolated environment (a uv venv built from the deployment's) the engine must still import
+        variables["PYTHONPATH"] = os.pathsep.join(
+            p for p in (self._mlyard_path(), variables.get("PYTHONPATH", "")) if p)
         job: dict[str, Any] = {
             "type": "command", "command": " ".join(words),
             "inputs": {"data": self._data_input(deployment, inv),
                        "model": {"type": model.asset_type or "custom_model", "path": f"azureml:{deployment.model}"}},
             "outputs": {"score": output},
-            "environment_variables": dict((spec.get("settings") or {}).get("environment_variables") or {}),
+            "environment_variables": variables,
         }
         if code is not None:
             job["code"] = code["code"]
@@ -208,6 +215,20 @@ class InvocationBuilder:
         if spec.get("description"):
             job["description"] = spec["description"]
         return job
+
+    def _mlyard_path(self) -> str:
+        """A folder holding only ``mlyard`` (a link to this package): the folder above the package may be the
+        server's site-packages, whose other packages must stay out of an isolated environment."""
+        folder = self._jobs.jobs_dir.parent / "batch-pythonpath"
+        link = folder / "mlyard"
+        package = Path(__file__).resolve().parents[1]
+        if not link.is_symlink() or link.resolve() != package:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".mlyard-{os.getpid()}"
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(package, target_is_directory=True)
+            os.replace(tmp, link)
+        return str(folder)
 
     # -- pipeline deployments ------------------------------------------------------------------
 
