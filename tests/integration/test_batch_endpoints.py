@@ -249,6 +249,13 @@ def test_invoke_no_code_mlflow_deployment_over_local_folder(server: ServerProces
     assert sorted(by_file) == ["part-0.csv", "part-1.csv", "part-2.csv"]
     assert by_file["part-0.csv"] == ["0", "1"] and by_file["part-1.csv"] == ["0"]
 
+    stderr = refused(server, "batch-endpoint", "invoke", "-n", ep, "--input", str(project / "data"),
+                     "--set", "output_file_name=${{inputs.model}}")
+    assert "output_file_name" in stderr and "expression" in stderr
+    stderr = refused(server, "batch-endpoint", "invoke", "-n", ep, "--input", str(project / "data"),
+                     "--set", "retry_settings.max_retries=many")
+    assert "retry_settings.max_retries" in stderr
+
     # a registered data asset as the input; its type (uri_folder) comes from the asset
     (project / "data.yml").write_text(f"name: tiny-rows\ntype: uri_folder\npath: {project / 'data'}\n")
     cli(server, "data", "create", "-f", str(project / "data.yml"))

@@ -181,6 +181,10 @@ class InvocationBuilder:
         jobdir = self._jobs.jobs_dir / job_name
         words = ["python", "-m", "mlyard.serving.batch", "--input", "${{inputs.data}}", "--output",
                  "${{outputs.score}}", "--model", "${{inputs.model}}"]
+        for what, text in (("code_configuration.scoring_script", (code or {}).get("scoring_script", "")),
+                           ("output_file_name", settings.output_file_name)):
+            if "${{" in text or "$[[" in text:  # the runner would read it as an expression of the command
+                raise _bad(f"{what} {text!r} holds an expression (${{{{ or $[[); name a plain file", what)
         if code is not None:
             words += ["--code", ".", "--scoring-script", shlex.quote(code["scoring_script"])]
         options: list[tuple[str, Any]] = [
