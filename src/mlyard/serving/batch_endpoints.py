@@ -233,6 +233,7 @@ class BatchEndpointService:
     def create_deployment(self, endpoint: str, spec: dict[str, Any], actor: str, *,
                           set_default: bool = False) -> BatchDeploymentRow:
         """Check and store a deployment; it becomes the default when asked, or when the endpoint has none."""
+        self.get_endpoint(endpoint)
         clean, model = self.validate_deployment(endpoint, spec)
         name = clean["name"]
 
@@ -263,6 +264,7 @@ class BatchEndpointService:
     def update_deployment(self, endpoint: str, spec: dict[str, Any], *,
                           set_default: bool = False) -> BatchDeploymentRow:
         """Replace a deployment's spec (jobs already started keep what they were given)."""
+        self.get_endpoint(endpoint)
         clean, model = self.validate_deployment(endpoint, spec)
         name = clean["name"]
 
