@@ -84,9 +84,9 @@ def test_empty_input_succeeds_with_an_empty_output(sklearn_model: SavedModel, tm
     assert "holds no files" in run.stdout
 
 
-def test_a_single_file_input(sklearn_model: SavedModel, tmp_path: Path) -> None:
+def test_a_single_file_input_and_relative_paths(sklearn_model: SavedModel, tmp_path: Path) -> None:
     [path] = write_inputs(tmp_path, 1, rows=4, kind="parquet")
-    run = run_batch("--input", path, "--model", sklearn_model.path, "--output-file-name", "out.csv",
-                    output=tmp_path / "score")
+    run = run_batch("--input", path.name, "--model", sklearn_model.path, "--output-file-name", "out.csv",
+                    output=Path("score"), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert [line.split(",")[0] for line in run.predictions("out.csv")] == ["0", "1", "2", "3"]

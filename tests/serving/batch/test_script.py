@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from tests.serving.batch.conftest import COUNTING_SCRIPT, run_batch, write_inputs, write_script
@@ -12,13 +13,21 @@ def misbehave(path):
         raise ValueError(f"cannot score {path.name}")
 '''
 
+ISOLATED = '''
+def misbehave(path):
+    import sys
+    assert "numpy" not in sys.modules
+    import importlib.util
+    assert importlib.util.find_spec("mlyard.serving.worker") is None, "the rest of mlyard is importable"
+'''
 
-def _three_bad(tmp_path: Path, threshold: int) -> tuple[int, str, str, dict[str, object], list[str]]:
+
+def _three_bad(tmp_path: Path, threshold: int, *extra: str) -> tuple[int, str, str, dict[str, object], list[str]]:
     write_inputs(tmp_path / "data", 12)
     code = write_script(tmp_path / "code", RAISES_ON_THREE)
     run = run_batch("--input", tmp_path / "data", "--code", code, "--scoring-script", "score.py",
                     "--mini-batch-size", "4", "--max-retries", "1", "--error-threshold", str(threshold),
-                    "--max-concurrency-per-instance", "2", "--report", tmp_path / "report.json",
+                    "--max-concurrency-per-instance", "2", "--report", tmp_path / "report.json", *extra,
                     output=tmp_path / "score")
     lines = run.predictions() if (run.output / "predictions.csv").exists() else []
     return run.returncode, run.stdout, run.stderr, run.report(tmp_path / "report.json"), lines
@@ -44,6 +53,27 @@ def test_failing_files_past_the_threshold_fail_the_run(tmp_path: Path) -> None:
     assert all(name in stderr for name in ("part-002.csv", "part-005.csv", "part-011.csv"))
     assert report["state"] == "failed"
     assert lines == []  # a failed run writes no predictions file
+
+
+def test_failed_mini_batches_past_their_threshold_fail_the_run(tmp_path: Path) -> None:
+    code, _, stderr, report, _ = _three_bad(tmp_path, -1, "--mini-batch-error-threshold", "1")
+    assert code == 1 and "more than mini_batch_error_threshold 1" in stderr
+    assert report["state"] == "failed"
+
+
+def test_workers_use_mlyard_batch_python_with_only_the_worker_importable(tmp_path: Path) -> None:
+    """The wrapper drops every PYTHONPATH entry but the engine's first and starts Python without site-packages."""
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f'#!/bin/sh\ntouch "{tmp_path}/wrapper-ran"\nexport PYTHONPATH="${{PYTHONPATH%%:*}}"\n'
+                       f'exec "{sys.executable}" -S "$@"\n')
+    wrapper.chmod(0o755)
+    write_inputs(tmp_path / "data", 3)
+    code = write_script(tmp_path / "code", COUNTING_SCRIPT + ISOLATED)
+    run = run_batch("--input", tmp_path / "data", "--code", code, "--scoring-script", "score.py",
+                    output=tmp_path / "score", env={"MLYARD_BATCH_PYTHON": str(wrapper)})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tmp_path / "wrapper-ran").exists()
+    assert run.predictions() == ["part-000.csv,7", "part-001.csv,7", "part-002.csv,7"]
 
 
 def test_summary_only_writes_to_azureml_bi_output_path_and_sees_the_model_dir(tmp_path: Path) -> None:

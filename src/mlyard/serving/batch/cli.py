@@ -119,6 +119,7 @@ def check(args: argparse.Namespace) -> Plan:
 def run(args: argparse.Namespace) -> int:
     """Run the batch scoring the options describe; return the exit status."""
     plan = check(args)
+    args.output = args.output.resolve()  # workers run in another working directory
     args.output.mkdir(parents=True, exist_ok=True)
     state = RunState(total_batches=len(plan.batches), total_files=len(plan.files), workers=plan.workers)
     reporter = Reporter(state, args.progress, args.report, quiet=args.logging_level == "warning")
@@ -138,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     private = Path(tempfile.mkdtemp(prefix="mlyard-batch-"))
     parts = Parts(args.output) if append_row else None
     try:
-        launch = worker_launch(private, args.output.resolve(), plan.model, plan.code, args.scoring_script,
+        launch = worker_launch(private, args.output, plan.model, plan.code, args.scoring_script,
                                args.logging_level)
         if parts is not None:
             parts.create()

@@ -110,6 +110,7 @@ class MlflowScorer:
         self.model: Any = None
         self.columns: list[tuple[str, str, bool]] | None = None
         self.fast_csv = False
+        self._extra_told = False
 
     def load(self) -> None:
         if not (self.model_path / "MLmodel").is_file():
@@ -152,6 +153,11 @@ class MlflowScorer:
     def _predict(self, path: str) -> Any:
         frame = tables.read_frame(path, self.fast_csv)
         if self.columns is not None:
+            width = len(frame.columns)
             frame = tables.apply_signature(frame, self.columns)
+            if len(frame.columns) < width and not self._extra_told:
+                self._extra_told = True
+                log.info("columns the model's signature does not name are left out of predict() (%s has %d)", path,
+                         width - len(frame.columns))
         prediction = self.model.predict(frame)
         return tables.prediction_frame(prediction, len(frame), os.path.basename(path))

@@ -55,18 +55,24 @@ def signature_columns(model: Any) -> list[tuple[str, str, bool]] | None:
 
 
 def apply_signature(frame: Any, columns: list[tuple[str, str, bool]]) -> Any:
-    """Cast ``frame``'s columns to the signature's types; a column that cannot be cast raises :class:`FileError`."""
+    """The signature's columns of ``frame``, cast to their types; one that cannot be cast raises :class:`FileError`.
+
+    Columns the signature does not name are left out, as ``predict`` would (it logs a warning per call for them).
+    """
     missing = [name for name, _, required in columns if required and name not in frame.columns]
     if missing:
         raise FileError(f"column(s) {', '.join(repr(m) for m in missing)} missing; the model's signature asks for "
                         f"{', '.join(name for name, _, _ in columns)}")
+    import pandas as pd
+
+    typed = {}
     for name, kind, _ in columns:
         if name in frame.columns:
             try:
-                frame[name] = _cast(frame[name], kind)
+                typed[name] = _cast(frame[name], kind)
             except (ValueError, TypeError, OverflowError) as exc:
                 raise FileError(f"column {name!r} cannot be read as {kind} (the model's signature): {exc}") from None
-    return frame
+    return pd.DataFrame(typed)
 
 
 def _cast(column: Any, kind: str) -> Any:

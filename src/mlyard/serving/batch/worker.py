@@ -1,8 +1,8 @@
 """A batch worker: ``python -m mlyard.serving.batch.worker``, one process that loads once and scores mini-batches.
 
 The engine starts it (see ``pool.LocalProcessPool``) and talks to it in JSON lines: tasks arrive on stdin, answers
-leave on stdout. At start the worker moves its own stdout to stderr (which the engine points at the job log), so
-what a scoring script prints never mixes with the protocol.
+leave on stdout. At start the worker moves both to private descriptors and points its stdout at its stderr (the
+job log), so what a scoring script prints never mixes with the protocol.
 
 Worker to engine, one line each::
 
@@ -48,9 +48,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # The protocol moves to private descriptors: print() in a scoring script goes to the job log, and a process the
+    # script starts can neither write into the answers nor read the tasks.
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
-    os.dup2(2, 1)  # print() in a scoring script goes to the job log, not into the protocol
+    tasks = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    os.dup2(2, 1)
     sys.stdout = os.fdopen(1, "w", encoding="utf-8", buffering=1, closefd=False)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
     logging.basicConfig(level=LEVELS[args.logging_level], stream=sys.stderr, force=True,
                         format=f"%(asctime)s %(levelname)s [worker {args.worker_id}] %(name)s: %(message)s")
     die_with_parent()
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         _send(protocol, {"event": "init_failed", "error": _reason(exc)})
         return 1
     _send(protocol, {"event": "ready", "pid": os.getpid()})
-    for line in sys.stdin:
+    for line in tasks:
         if not line.strip():
             continue
         task = json.loads(line)
