@@ -36,10 +36,11 @@ class BatchRun:
         return json.loads(path.read_text())  # type: ignore[no-any-return]
 
 
-def run_batch(*args: str | Path, output: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> BatchRun:
+def run_batch(*args: str | Path, output: Path, env: dict[str, str] | None = None, cwd: Path | None = None,
+              python: str = sys.executable) -> BatchRun:
     """Run the engine to completion with ``--output output`` and ``args`` (relative paths: to ``cwd``)."""
     full_env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
-    done = subprocess.run([sys.executable, "-m", "mlyard.serving.batch", "--output", str(output), *map(str, args)],
+    done = subprocess.run([python, "-m", "mlyard.serving.batch", "--output", str(output), *map(str, args)],
                           capture_output=True, text=True, env=full_env, timeout=RUN_TIMEOUT_S, check=False, cwd=cwd)
     return BatchRun(done.returncode, done.stdout, done.stderr, output if cwd is None else cwd / output)
 

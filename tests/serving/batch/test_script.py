@@ -61,8 +61,9 @@ def test_failed_mini_batches_past_their_threshold_fail_the_run(tmp_path: Path) -
     assert report["state"] == "failed"
 
 
-def test_workers_use_mlyard_batch_python_with_only_the_worker_importable(tmp_path: Path) -> None:
-    """The wrapper drops every PYTHONPATH entry but the engine's first and starts Python without site-packages."""
+def test_engine_and_workers_import_only_the_standard_library(tmp_path: Path) -> None:
+    """The engine and its workers run under a wrapper that starts Python without site-packages and keeps only the
+    first PYTHONPATH entry: for the engine ``src``, for a worker the engine's private folder (MLYARD_BATCH_PYTHON)."""
     wrapper = tmp_path / "python"
     wrapper.write_text(f'#!/bin/sh\ntouch "{tmp_path}/wrapper-ran"\nexport PYTHONPATH="${{PYTHONPATH%%:*}}"\n'
                        f'exec "{sys.executable}" -S "$@"\n')
@@ -70,7 +71,7 @@ def test_workers_use_mlyard_batch_python_with_only_the_worker_importable(tmp_pat
     write_inputs(tmp_path / "data", 3)
     code = write_script(tmp_path / "code", COUNTING_SCRIPT + ISOLATED)
     run = run_batch("--input", tmp_path / "data", "--code", code, "--scoring-script", "score.py",
-                    output=tmp_path / "score", env={"MLYARD_BATCH_PYTHON": str(wrapper)})
+                    output=tmp_path / "score", env={"MLYARD_BATCH_PYTHON": str(wrapper)}, python=str(wrapper))
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "wrapper-ran").exists()
     assert run.predictions() == ["part-000.csv,7", "part-001.csv,7", "part-002.csv,7"]
@@ -119,6 +120,27 @@ def test_dataframe_rows_are_appended_without_a_header(tmp_path: Path) -> None:
     assert run.predictions() == ["25,30000.0,paris,part-000.csv", "40,52000.5,oslo,part-000.csv",
                                  "41,52000.5,oslo,part-001.csv", "32,41000.0,paris,part-001.csv",
                                  "33,41000.0,paris,part-002.csv", "60,90000.0,rome,part-002.csv"]
+
+
+def test_arguments_after_double_dash_are_the_scripts_argv(tmp_path: Path) -> None:
+    write_inputs(tmp_path / "data", 2)
+    code = write_script(tmp_path / "code", '''
+        import argparse, os, sys
+
+        def init():
+            global label
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--label")
+            args, _ = parser.parse_known_args()  # as Azure's parallel examples read program_arguments
+            label = f"{os.path.basename(sys.argv[0])} {args.label}"
+
+        def run(mini_batch):
+            return [label for _ in mini_batch]
+        ''')
+    run = run_batch("--input", tmp_path / "data", "--code", code, "--scoring-script", "score.py", "--logging-level",
+                    "DEBUG", "--", "--label", "from-yaml", "--error_threshold", "5", output=tmp_path / "score")
+    assert run.returncode == 0, run.stderr
+    assert run.predictions() == ["score.py from-yaml", "score.py from-yaml"]
 
 
 def test_init_failing_in_every_worker_fails_the_run(tmp_path: Path) -> None:

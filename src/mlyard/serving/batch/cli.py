@@ -65,9 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="failed mini-batches tolerated (-1: all)")
     p.add_argument("--output-action", choices=("append_row", "summary_only"), default="append_row")
     p.add_argument("--output-file-name", default="predictions.csv")
-    p.add_argument("--logging-level", choices=("warning", "info", "debug"), default="info")
+    p.add_argument("--logging-level", type=str.lower, choices=("warning", "info", "debug"), default="info")
     p.add_argument("--progress", type=Path, help="a JSON file rewritten as mini-batches finish")
     p.add_argument("--report", type=Path, help="the per-file error report, written at the end (JSON)")
+    p.add_argument("script_args", nargs="*", metavar="-- ARGUMENTS",
+                   help="after --: the scoring script's sys.argv[1:] (a parallel step's program_arguments)")
     return p
 
 
@@ -99,6 +101,9 @@ def check(args: argparse.Namespace) -> Plan:
         code = args.code.resolve()
         if not (code / args.scoring_script).is_file():
             raise BatchError(f"the scoring script {args.scoring_script} is not in the code folder {code}")
+    elif args.script_args:
+        raise BatchError(f"arguments after -- ({' '.join(args.script_args)}) are for a scoring script, and none is "
+                         "given: add --code and --scoring-script, or drop them")
     elif args.code is not None:
         raise BatchError("--code is given without --scoring-script: name the script, or drop --code for no-code "
                          "MLflow scoring")
@@ -121,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
     plan = check(args)
     args.output = args.output.resolve()  # workers run in another working directory
     args.output.mkdir(parents=True, exist_ok=True)
+    for path in (args.progress, args.report):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
     state = RunState(total_batches=len(plan.batches), total_files=len(plan.files), workers=plan.workers)
     reporter = Reporter(state, args.progress, args.report, quiet=args.logging_level == "warning")
     append_row = args.output_action == "append_row"
@@ -140,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     parts = Parts(args.output) if append_row else None
     try:
         launch = worker_launch(private, args.output, plan.model, plan.code, args.scoring_script,
-                               args.logging_level)
+                               args.logging_level, args.script_args)
         if parts is not None:
             parts.create()
         sys.stdout.flush()

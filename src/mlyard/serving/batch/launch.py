@@ -9,6 +9,7 @@ the model path's last part and linked to it, so Azure's ``glob(AZUREML_MODEL_DIR
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ class Launch:
 
 
 def worker_launch(private: Path, output: Path, model: Path | None, code: Path | None, script: str | None,
-                  logging_level: str) -> Launch:
+                  logging_level: str, script_args: list[str] | None = None) -> Launch:
     """The workers' command line, environment and working directory; ``private`` is the run's own temp folder."""
     env = dict(os.environ)  # the job's environment variables pass through
     shim = private / "pythonpath"
@@ -43,7 +44,7 @@ def worker_launch(private: Path, output: Path, model: Path | None, code: Path | 
         env["AZUREML_MODEL_DIR"] = str(model_dir)
     if script is not None:
         assert code is not None
-        command += ["--code", str(code), "--scoring-script", script]
+        command += ["--code", str(code), "--scoring-script", script, "--script-args", json.dumps(script_args or [])]
         cwd = code
     else:
         assert model is not None

@@ -52,11 +52,15 @@ def disable_tracing() -> None:
 
 
 class ScriptScorer:
-    """Imports a scoring script from the code folder (on ``sys.path``, the working directory), ``init()`` once."""
+    """Imports a scoring script from the code folder (on ``sys.path``, the working directory), ``init()`` once.
 
-    def __init__(self, code: Path, script: str) -> None:
+    ``arguments`` become the script's ``sys.argv[1:]`` (``sys.argv[0]`` is the script's path).
+    """
+
+    def __init__(self, code: Path, script: str, arguments: list[str] | None = None) -> None:
         self.code = code.resolve()
         self.script = script
+        self.arguments = arguments or []
         self._run: Callable[[list[str]], Any] | None = None
 
     def load(self) -> None:
@@ -70,6 +74,7 @@ class ScriptScorer:
             raise SetupError(f"scoring script {self.script} cannot be imported as a Python module")
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module
+        sys.argv = [str(path), *self.arguments]  # a parallel step's program_arguments, read in init()
         spec.loader.exec_module(module)
         run = getattr(module, "run", None)
         if not callable(run):

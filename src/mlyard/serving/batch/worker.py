@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--worker-id", type=int, default=0)
     parser.add_argument("--code", type=Path)
     parser.add_argument("--scoring-script")
+    parser.add_argument("--script-args", default="[]", help="the script's sys.argv[1:], as a JSON list")
     parser.add_argument("--model", type=Path, help="the MLflow model folder (no-code scoring)")
     parser.add_argument("--logging-level", choices=sorted(LEVELS), default="info")
     return parser.parse_args(argv)
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     scorer: Scorer
     if args.scoring_script:
-        scorer = ScriptScorer(args.code or Path.cwd(), args.scoring_script)
+        scorer = ScriptScorer(args.code or Path.cwd(), args.scoring_script, json.loads(args.script_args))
     else:
         scorer = MlflowScorer(args.model)
     try:
