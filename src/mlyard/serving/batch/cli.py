@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +26,14 @@ from mlyard.serving.batch.progress import Reporter, RunState
 
 class BatchError(Exception):
     """The run cannot start or failed; the message is the paragraph shown to the user."""
+
+
+class Cancelled(BaseException):
+    """SIGTERM: the job is being cancelled."""
+
+
+def _cancel(signum: int, frame: object) -> None:
+    raise Cancelled
 
 
 class _Parser(argparse.ArgumentParser):
@@ -156,7 +165,12 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings(max_retries=args.max_retries, timeout=args.timeout, error_threshold=args.error_threshold,
                             mini_batch_error_threshold=args.mini_batch_error_threshold, append_row=append_row,
                             nocode=plan.code is None)
-        Engine(pool, settings, parts, reporter).run(plan.batches)
+        try:
+            Engine(pool, settings, parts, reporter).run(plan.batches)
+        except (Cancelled, KeyboardInterrupt):
+            state.state, state.reason = "cancelled", "cancelled (SIGTERM or Ctrl-C) before the end"
+            reporter.finish()
+            raise
         if state.state == "completed" and parts is not None:
             size = parts.assemble(target)
             reporter.say(f"wrote {target} ({size:,} bytes)")
@@ -180,8 +194,13 @@ def _log_fd() -> int:
 def main(argv: list[str] | None = None) -> int:
     """The command line's entry point."""
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _cancel)
     try:
         return run(args)
+    except (Cancelled, KeyboardInterrupt):
+        sys.stdout.flush()
+        sys.stderr.write("batch scoring cancelled: the workers were stopped and no output file was written.\n")
+        return 143
     except (BatchError, InputError) as exc:
         sys.stdout.flush()
         message = str(exc)

@@ -106,6 +106,10 @@ class Engine:
                 self.reporter.tick(self._changed)
             for worker in list(self.running):  # a threshold stopped the run: abandon what is running
                 self.pool.kill(worker)
+        except BaseException:  # cancelled (SIGTERM, Ctrl-C): nothing is waited for
+            for worker in range(self.pool.size):
+                self.pool.kill(worker)
+            raise
         finally:
             self.pool.close()
         self.state.state = "failed" if self.stop_reason else "completed"
