@@ -85,6 +85,7 @@ class Engine:
         self.stop_reason: str | None = None
         self._next_task = 0
         self._changed = False
+        self._reported = 0  # workers that reported Ready or InitFailed since the start
 
     def run(self, batches: list[tuple[str, ...]]) -> None:
         """Score every mini-batch; the outcome is in the reporter's state (``completed`` or ``failed``)."""
@@ -135,6 +136,11 @@ class Engine:
         return max(0.0, min(POLL_S, nearest - time.monotonic()))
 
     def _handle(self, event: Event) -> None:
+        if isinstance(event, Ready | InitFailed):
+            self._reported += 1
+            if self._reported == self.pool.size:
+                ready = self.pool.size - len(self.init_errors) - isinstance(event, InitFailed)
+                self.reporter.say(f"{ready} of {self.pool.size} worker(s) ready after {self.state.elapsed:.1f} s")
         if isinstance(event, Ready):
             self.idle.add(event.worker)
         elif isinstance(event, InitFailed):

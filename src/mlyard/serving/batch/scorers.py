@@ -108,10 +108,17 @@ def _count(result: Any) -> int:
 
 
 class MlflowScorer:
-    """Loads an MLflow model's pyfunc flavor once and calls ``predict`` once per file."""
+    """Loads an MLflow model's pyfunc flavor once and calls ``predict`` once per file.
 
-    def __init__(self, model_path: Path) -> None:
+    Args:
+        model_path: the folder holding ``MLmodel``.
+        check_requirements: let MLflow compare the model's requirements with the installed packages and warn. The
+            comparison takes about half a second and says the same in every worker, so one worker makes it.
+    """
+
+    def __init__(self, model_path: Path, check_requirements: bool = True) -> None:
         self.model_path = model_path
+        self.check_requirements = check_requirements
         self.model: Any = None
         self.columns: list[tuple[str, str, bool]] | None = None
         self.fast_csv = False
@@ -127,7 +134,7 @@ class MlflowScorer:
             import mlflow.tracing
 
             mlflow.tracing.disable()
-        self.model = mlflow.pyfunc.load_model(str(self.model_path))
+        self.model = mlflow.pyfunc.load_model(str(self.model_path), suppress_warnings=not self.check_requirements)
         self.columns = tables.signature_columns(self.model)
         self.fast_csv = tables.has_pyarrow()
         log.debug("model loaded from %s; signature columns: %s; pyarrow CSV: %s", self.model_path, self.columns,

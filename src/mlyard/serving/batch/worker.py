@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.scoring_script:
         scorer = ScriptScorer(args.code or Path.cwd(), args.scoring_script, json.loads(args.script_args))
     else:
-        scorer = MlflowScorer(args.model)
+        scorer = MlflowScorer(args.model, check_requirements=args.worker_id == 0)
     try:
         scorer.load()
     except BaseException as exc:  # SystemExit in init() too: the engine must hear why
