@@ -66,13 +66,18 @@ def apply_signature(frame: Any, columns: list[tuple[str, str, bool]]) -> Any:
     import pandas as pd
 
     typed = {}
+    changed = False
     for name, kind, _ in columns:
         if name in frame.columns:
+            column = frame[name]
             try:
-                typed[name] = _cast(frame[name], kind)
+                typed[name] = _cast(column, kind)
             except (ValueError, TypeError, OverflowError) as exc:
                 raise FileError(f"column {name!r} cannot be read as {kind} (the model's signature): {exc}") from None
-    return pd.DataFrame(typed)
+            changed = changed or typed[name] is not column
+    if changed:
+        return pd.DataFrame(typed)
+    return frame if len(typed) == len(frame.columns) else frame[list(typed)]  # most files: already typed
 
 
 def _cast(column: Any, kind: str) -> Any:
@@ -80,6 +85,8 @@ def _cast(column: Any, kind: str) -> Any:
     import pandas as pd
 
     dtype = column.dtype
+    if dtype.name == _INTEGERS.get(kind, _FLOATS.get(kind)):
+        return column
     if kind in _INTEGERS:
         if dtype.kind in "iub":
             return column.astype(_INTEGERS[kind], copy=False)
