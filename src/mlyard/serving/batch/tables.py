@@ -96,7 +96,7 @@ def _cast(column: Any, kind: str) -> Any:
         fractional = values.to_numpy() != np.floor(values.to_numpy())
         if fractional.any():
             row = int(np.flatnonzero(fractional)[0])
-            raise ValueError(f"row {row} holds {values.iloc[row]!r}, not a whole number")
+            raise ValueError(f"row {row} holds {values.iloc[row].item()!r}, not a whole number")
         return values.astype(_INTEGERS[kind])
     if kind in _FLOATS:
         values = column if dtype.kind in "iufb" else pd.to_numeric(column, errors="raise")
@@ -111,7 +111,7 @@ def _cast(column: Any, kind: str) -> Any:
         unknown = ~text.isin(list(mapping))
         if unknown.any():
             raise ValueError(f"row {int(np.flatnonzero(unknown.to_numpy())[0])} holds "
-                             f"{column[unknown].iloc[0]!r}, not true or false")
+                             f"{str(column[unknown].iloc[0])!r}, not true or false")
         return text.map(mapping).astype(bool)
     if kind == "datetime":
         return pd.to_datetime(column, errors="raise")
