@@ -145,6 +145,8 @@ class _Uploader:
             env["build"]["path"] = self._upload(env["build"]["path"])
         if isinstance(spec.get("component"), dict):
             self._runnable(spec["component"])
+        if isinstance(spec.get("task"), dict):  # a parallel step's code and environment
+            self._runnable(spec["task"])
 
     def _with_includes(self, code: str | None, includes: list[str]) -> str:
         """The code folder plus each additional include copied into its root (Azure's snapshot)."""

@@ -358,3 +358,18 @@ class EnvironmentCache:
             details={"environment_key": key, "step": step, "exit_code": code, "requirements": requirements},
         )
 
+
+def mlyard_only_path(root: Path) -> str:
+    """A folder under ``root`` holding only ``mlyard`` (a link to this package), to put on the ``PYTHONPATH`` of a
+    process in an isolated environment: the folder above the package may be the server's site-packages, whose
+    other packages must stay out of that environment."""
+    folder = root / "pythonpath"
+    link = folder / "mlyard"
+    package = Path(__file__).resolve().parents[1]  # src/mlyard
+    if not link.is_symlink() or link.resolve() != package:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".mlyard-{secrets.token_hex(6)}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(package, target_is_directory=True)
+        os.replace(tmp, link)
+    return str(folder)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlyard.core.errors import InvalidRequestError, InvalidSpecError, SpecIssue
+from mlyard.jobs.parallel import parallel_command
 from mlyard.specs.bindings import find_bindings
 from mlyard.specs.references import classify_path
 
@@ -40,11 +41,13 @@ def step_from_command_job(job: dict[str, Any]) -> dict[str, Any]:
     return step
 
 
-def plan_pipeline(job: dict[str, Any], resolve_component: Callable[[str], dict[str, Any]]) -> list[StepPlan]:
+def plan_pipeline(job: dict[str, Any], resolve_component: Callable[[str], dict[str, Any]],
+                  mlyard_path: str = "") -> list[StepPlan]:
     """One plan per step, in the order the YAML lists them.
 
     Args:
         resolve_component: turns an ``azureml:`` component reference into the component's spec.
+        mlyard_path: a folder holding only mlyard, for the batch engine of parallel steps in isolated environments.
     """
     if job.get("component") is not None:
         raise _issue("a pipeline job wrapping a pipeline component is not run by mlyard yet; list the steps "
@@ -54,10 +57,13 @@ def plan_pipeline(job: dict[str, Any], resolve_component: Callable[[str], dict[s
     plans = []
     for key, raw in (job.get("jobs") or {}).items():
         kind = raw.get("type") or "command"
-        if kind != "command":
-            raise _issue(f"step '{key}' is a {kind} step; mlyard runs command steps (sweep and pipeline-component "
-                         "steps come later)", "jobs", key, "type")
-        step = _command_step(key, raw, resolve_component)
+        if kind == "parallel":
+            step = _parallel_step(key, raw, mlyard_path)
+        elif kind != "command":
+            raise _issue(f"step '{key}' is a {kind} step; mlyard runs command and parallel steps (sweep and "
+                         "pipeline-component steps come later)", "jobs", key, "type")
+        else:
+            step = _command_step(key, raw, resolve_component)
         step["compute"] = raw.get("compute") or default_compute
         plans.append(StepPlan(key, step, sorted(_dependencies(raw))))
     return plans
@@ -91,6 +97,14 @@ def _command_step(key: str, raw: dict[str, Any], resolve_component: Callable[[st
     return step
 
 
+def _parallel_step(key: str, raw: dict[str, Any], mlyard_path: str) -> dict[str, Any]:
+    step = parallel_command(raw, mlyard_path)
+    step.update(declared_inputs=None, declared_outputs=None, is_deterministic=True, inputs=raw.get("inputs") or {},
+                outputs=raw.get("outputs") or {}, display_name=raw.get("display_name") or key,
+                tags=raw.get("tags") or {}, parallel=True)
+    return step
+
+
 def _dependencies(raw: dict[str, Any]) -> set[str]:
     found: set[str] = set()
     for value in (raw.get("inputs") or {}).values():
@@ -120,6 +134,8 @@ def local_paths(job: dict[str, Any]) -> list[tuple[str, str]]:
             found.append((f"{where}environment.build.path", env["build"]["path"]))
         if isinstance(spec.get("component"), dict):
             runnable(f"{where}component.", spec["component"])
+        if isinstance(spec.get("task"), dict):  # a parallel step's code and environment
+            runnable(f"{where}task.", spec["task"])
 
     data("inputs", job.get("inputs"))
     runnable("", job)

@@ -40,7 +40,7 @@ from mlyard.core.ids import friendly_name
 from mlyard.core.timeutil import now_ms
 from mlyard.jobs.conda import environment_identity
 from mlyard.jobs.data import JobData
-from mlyard.jobs.environments import ENV_MODES, EnvironmentCache
+from mlyard.jobs.environments import ENV_MODES, EnvironmentCache, mlyard_only_path
 from mlyard.jobs.executors import Executor, Handle, Launch, LocalExecutor, kill_group, leftover_processes
 from mlyard.jobs.extras import missing_module_hint
 from mlyard.jobs.outputs import StepOutputs
@@ -163,7 +163,7 @@ class JobRunner(StepOutputs, StepResolver):
         settings = job.get("settings") or {}
         force = bool(settings.get("force_rerun"))
         if kind == "pipeline":
-            plans = plan_pipeline(job, self._resolve_component)
+            plans = plan_pipeline(job, self._resolve_component, mlyard_only_path(self.jobs_dir.parent))
         else:
             plans = [StepPlan(name, step_from_command_job(job))]
         experiment_id = self._experiment_id(experiment)

@@ -14,13 +14,13 @@ import os
 import shlex
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from mlyard.assets.service import AssetService
 from mlyard.core.errors import InvalidRequestError, NotFoundError
+from mlyard.jobs.environments import mlyard_only_path
 from mlyard.jobs.runner import JobRunner
 from mlyard.specs.endpoints import BatchSettings
 from mlyard.specs.references import classify_path
@@ -203,7 +203,7 @@ class InvocationBuilder:
                                                   or {}).items()}
         # in an isolated environment (a uv venv built from the deployment's) the engine must still import
         variables["PYTHONPATH"] = os.pathsep.join(
-            p for p in (self._mlyard_path(), variables.get("PYTHONPATH", "")) if p)
+            p for p in (mlyard_only_path(self._jobs.jobs_dir.parent), variables.get("PYTHONPATH", "")) if p)
         job: dict[str, Any] = {
             "type": "command", "command": " ".join(words),
             "inputs": {"data": self._data_input(deployment, inv),
@@ -219,20 +219,6 @@ class InvocationBuilder:
         if spec.get("description"):
             job["description"] = spec["description"]
         return job
-
-    def _mlyard_path(self) -> str:
-        """A folder holding only ``mlyard`` (a link to this package): the folder above the package may be the
-        server's site-packages, whose other packages must stay out of an isolated environment."""
-        folder = self._jobs.jobs_dir.parent / "batch-pythonpath"
-        link = folder / "mlyard"
-        package = Path(__file__).resolve().parents[1]
-        if not link.is_symlink() or link.resolve() != package:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".mlyard-{os.getpid()}"
-            tmp.unlink(missing_ok=True)
-            tmp.symlink_to(package, target_is_directory=True)
-            os.replace(tmp, link)
-        return str(folder)
 
     # -- pipeline deployments ------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from mlyard.core.errors import InvalidRequestError
+from mlyard.jobs.environments import mlyard_only_path
 from mlyard.jobs.executors import kill_group
 
 log = logging.getLogger("mlyard.serving")
@@ -276,22 +277,9 @@ class Supervisor:
         env = {**os.environ, **plan.env, "AZUREML_MODEL_DIR": plan.model_dir}
         if plan.model_folder and not plan.code_dir:
             env["MLFLOW_MODEL_FOLDER"] = plan.model_folder
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (self._mlyard_path(), env.get("PYTHONPATH", "")) if p)
+        mlyard = mlyard_only_path(self.root.parent)  # the worker imports mlyard, even in an isolated environment
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (mlyard, env.get("PYTHONPATH", "")) if p)
         return env
-
-    def _mlyard_path(self) -> str:
-        """A folder holding only ``mlyard`` (a link to this package), for a worker in an isolated environment:
-        the folder above the package may be the server's site-packages, whose other packages must stay out."""
-        folder = self.root / "pythonpath"
-        link = folder / "mlyard"
-        package = Path(__file__).resolve().parents[1]
-        if not link.is_symlink() or link.resolve() != package:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".mlyard-{os.getpid()}"
-            tmp.unlink(missing_ok=True)
-            tmp.symlink_to(package, target_is_directory=True)
-            os.replace(tmp, link)
-        return str(folder)
 
     def _spawn(self, pool: Pool, worker: Worker) -> None:
         Path(worker.socket).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from mlyard.specs.commands import CommandLimits, Distribution, EnvironmentField,
 from mlyard.specs.components import CommandComponent, ComponentName, load_component_ref
 from mlyard.specs.io import ComponentInputs, ComponentOutputs, DataInput, DataOutput, JobInputs, JobOutputs
 from mlyard.specs.jobs import JobFields
+from mlyard.specs.parallel import ParallelStep
 from mlyard.specs.paths import LocalPath, check_exists
 from mlyard.specs.sweep import SweepStep
 
@@ -161,8 +162,8 @@ class PipelineStep(SpecModel):
 
 
 def _unsupported_step(value: Any) -> Any:
-    raise spec_error(f"step type {show(value.get('type'))} is not supported; mlyard runs command, sweep and "
-                     "pipeline steps", "type")
+    raise spec_error(f"step type {show(value.get('type'))} is not supported; mlyard runs command, sweep, parallel "
+                     "and pipeline steps", "type")
 
 
 def _pick_step(value: Any) -> str:
@@ -177,6 +178,8 @@ def _pick_step(value: Any) -> str:
         return "SweepStep"
     if kind == "pipeline":
         return "PipelineStep"
+    if kind == "parallel":
+        return "ParallelStep"
     return "unsupported"
 
 
@@ -191,6 +194,7 @@ def _step_union() -> Any:
         Annotated[CommandStep, Tag("CommandStep")]
         | Annotated[SweepStep, Tag("SweepStep")]
         | Annotated[PipelineStep, Tag("PipelineStep")]
+        | Annotated[ParallelStep, Tag("ParallelStep")]
         | Annotated[Any, BeforeValidator(_unsupported_step), Tag("unsupported")]
         | Annotated[Any, BeforeValidator(_invalid_step), Tag("invalid")],
         Discriminator(_pick_step),
