@@ -4,7 +4,8 @@
 # the four-step training pipeline run with live progress, the registered model and its metrics shown, the
 # same pipeline run again (every step reused); then the model deployed to an online endpoint (blue: no-code, all
 # traffic), invoked with the CLI and with curl, a scoring-script deployment (green, 0%) invoked by name
-# (MLYARD_DEMO_GREEN=0 skips it), and the server stopped cleanly (its workers with it).
+# (MLYARD_DEMO_GREEN=0 skips it), the drifted production files scored by a no-code batch deployment, and the
+# server stopped cleanly (its workers with it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="$PWD/.venv/bin/python"
@@ -109,6 +110,21 @@ if [ "${MLYARD_DEMO_GREEN:-1}" = 1 ]; then
   echo "  traffic, unchanged (green answers only when named): $("$MLYARD" online-endpoint show -n "$EP" --query traffic -o json | tr -d ' \n')"
 fi
 
+BEP=attrition-batch
+BATCH=examples/attrition/mlops/azureml/deploy/batch
+PROD=examples/attrition/data/production
+say "mlyard batch-endpoint create -f $BATCH/batch-endpoint.yml; batch-deployment create -f $BATCH/batch-deployment.yml"
+"$MLYARD" batch-endpoint create -f "$BATCH/batch-endpoint.yml"
+"$MLYARD" batch-deployment create -f "$BATCH/batch-deployment.yml" --set-default
+say "mlyard batch-endpoint invoke -n $BEP --input $PROD --stream   (this month's drifted employee files)"
+BJOB=attrition-batch-1
+"$MLYARD" batch-endpoint invoke -n "$BEP" --input "$PROD" --job-name "$BJOB" --stream
+"$MLYARD" job download -n "$BJOB" --output-name score --download-path "$WS/downloads"
+PRED="$WS/downloads/named-outputs/score/predictions.csv"
+echo "  $(wc -l < "$PRED") predictions (row, prediction, file) in $PRED:"
+head -3 "$PRED" | sed 's/^/    /'
+"$PY" -c "import sys, csv; rows = list(csv.reader(open(sys.argv[1]))); print(f'  predicted to leave: {sum(r[1] == \"1\" for r in rows)} of {len(rows)}')" "$PRED"
+
 say "Where to look"
 cat <<MSG
   server (while running):  http://127.0.0.1:$PORT  (REST API under /api/v1, OpenAPI at /openapi.json,
@@ -120,6 +136,8 @@ cat <<MSG
   server log:              $WS/.mlyard/server.log
   online endpoint:         $EP  (scoring URI $SCORING_URI, key auth;
                            .venv/bin/mlyard online-deployment list -e $EP, then get-logs -n blue -e $EP)
+  batch endpoint:          $BEP  (.venv/bin/mlyard batch-endpoint list-jobs -n $BEP; job $BJOB's log:
+                           .venv/bin/mlyard job stream -n $BJOB; predictions: $PRED)
   try it yourself:         export MLYARD_WORKSPACE=$WS; .venv/bin/mlyard server start
                            .venv/bin/mlyard job show -n $FIRST
                            .venv/bin/mlyard job download -n $FIRST --all --download-path ./out
