@@ -113,4 +113,7 @@ def die_with_parent() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # the engine finished (or stopped) before this worker had anything to say
+        os._exit(0)
