@@ -239,6 +239,10 @@ def test_invoke_no_code_mlflow_deployment_over_local_folder(server: ServerProces
     assert proc.returncode == 0, proc.stdout + proc.stderr
     job = _json(server, "job", "show", "-n", name)
     assert isinstance(job, dict) and job["experiment_name"] == ep
+    progress = job["progress"]  # the engine's progress file, through job show
+    assert (progress["state"], progress["rows"], progress["files"]) == ("completed", 6, {"total": 3, "done": 3,
+                                                                                        "failed": 0})
+    assert "batch scoring completed: mini-batches" in cli(server, "job", "show", "-n", name)
     out = project / "score-out"
     cli(server, "job", "download", "-n", name, "--output-name", "score", "--download-path", str(out))
     rows = list(csv.reader((out / "named-outputs" / "score" / "scores.csv").open()))

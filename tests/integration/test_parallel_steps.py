@@ -113,6 +113,9 @@ def test_a_parallel_step_appends_rows_and_tolerates_a_bad_file(yard: JobYard) ->
     assert sorted(scored) == sorted(f"part{i}.csv,{i * 11 * 3}" for i in range(1, 6))  # no header, each once
     log = yard.log(steps["score"]["name"])
     assert "bad.csv" in log and "cannot score bad.csv" in log
+    progress = steps_of(yard.client.jobs.get(job["name"]))["score"]["progress"]
+    assert progress["files"] == {"total": 6, "done": 6, "failed": 1}  # done counts every file processed
+    assert [f["file"].rsplit("/", 1)[-1] for f in progress["failed_files"]] == ["bad.csv"]
     summary = yard.stored(steps["summarize"]["outputs"]["summary"]["uri"])
     assert (summary / "summary.txt").read_text() == "5 rows\n"
 

@@ -288,11 +288,31 @@ def _print_summary(job_: dict[str, Any]) -> None:
         emit(steps, "table", STEP_COLUMNS)
     for note in job_.get("notes") or []:
         click.secho(f"  note: {note}", fg="yellow")
+    for run in [job_, *(steps or [])]:
+        if run.get("progress"):
+            click.echo(f"  {'' if run is job_ else run.get('step', '') + ': '}{_batch_progress(run['progress'])}")
     for out, rec in (job_.get("outputs") or {}).items():
         asset = f"  (registered as {rec['asset']})" if rec.get("asset") else ""
         click.echo(f"  output {out}: {rec['uri']}{asset}")
     if job_.get("error"):
         click.secho(f"  error: {job_['error']}", fg="red")
+
+
+def _batch_progress(p: dict[str, Any]) -> str:
+    """One line of a batch scoring job's progress file, and its failed files."""
+    batches, files = p.get("mini_batches") or {}, p.get("files") or {}
+    line = (f"batch scoring {p.get('state', '?')}: mini-batches {batches.get('done', 0)}/{batches.get('total', 0)} "
+            f"done, {batches.get('failed', 0)} failed, {batches.get('retried', 0)} retried; files "
+            f"{files.get('done', 0)}/{files.get('total', 0)} processed, {files.get('failed', 0)} failed; "
+            f"{p.get('rows', 0):,} rows, {p.get('rows_per_s', 0):,.0f} rows/s")
+    failed = p.get("failed_files") or []
+    for item in failed[:10]:
+        where = item.get("file", "?") if isinstance(item, dict) else str(item)
+        why = item.get("reason", "") if isinstance(item, dict) else ""
+        line += f"\n    failed: {where}: {why}"
+    if len(failed) > 10:
+        line += f"\n    ... and {len(failed) - 10} more failed file(s)"
+    return line
 
 
 # -- computes -------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from typing import Any
 
 APPEND_FILE = "parallel_run_step.txt"
 ENGINE = "mlyard.serving.batch"
+PROGRESS_FILE = "batch-progress.json"  # in the job's folder, beside its working directory; job show reads it
+REPORT_FILE = "batch-report.json"
 
 
 def _error_threshold(arguments: list[str]) -> int:
@@ -46,9 +48,11 @@ def parallel_command(raw: dict[str, Any], pythonpath: str) -> dict[str, Any]:
         ("--timeout", retry.get("timeout", 60)), ("--error-threshold", _error_threshold(words)),
         ("--mini-batch-error-threshold", raw.get("mini_batch_error_threshold", -1)),
         ("--logging-level", str(raw.get("logging_level", "INFO")).lower())]
+    # the command runs in <job folder>/wd
+    files = ["--progress", f'"$PWD/../{PROGRESS_FILE}"', "--report", f'"$PWD/../{REPORT_FILE}"']
     script = shlex.quote(str(task["entry_script"]))
     engine = ["python", "-m", ENGINE, "--input", data, "--code", ".", "--scoring-script", script,
-              *(w for option, value in options for w in (option, shlex.quote(str(value))))]
+              *(w for option, value in options for w in (option, shlex.quote(str(value)))), *files]
     append = task.get("append_row_to")
     if append:
         # a uri_file output renders as the file's path, a folder output as the folder: decided when it runs

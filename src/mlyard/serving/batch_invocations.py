@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from mlyard.assets.service import AssetService
 from mlyard.core.errors import InvalidRequestError, NotFoundError
 from mlyard.jobs.environments import mlyard_only_path
+from mlyard.jobs.parallel import PROGRESS_FILE, REPORT_FILE
 from mlyard.jobs.runner import JobRunner
 from mlyard.specs.endpoints import BatchSettings
 from mlyard.specs.references import classify_path
@@ -36,8 +37,6 @@ SETTABLE = ("mini_batch_size", "max_concurrency_per_instance", "error_threshold"
 # a no-code MLflow deployment names no environment: Azure runs it in a curated MLflow image; the runner runs
 # curated environments with the server's interpreter, which holds mlflow and mlyard's batch engine
 NO_CODE_ENVIRONMENT = "azureml:AzureML-mlflow-ubuntu20.04-py38-cpu-inference@latest"
-PROGRESS_FILE = "batch-progress.json"
-REPORT_FILE = "batch-report.json"
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -10,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlyard.auth.tokens import Principal
 from mlyard.core.errors import AlreadyExistsError, NotFoundError
 from mlyard.core.timeutil import now_ms
+from mlyard.jobs.parallel import PROGRESS_FILE
 from mlyard.server.deps import get_principal, get_services
 from mlyard.server.services import Services
 from mlyard.specs import load_spec_dict
@@ -54,9 +57,12 @@ class JobRead(BaseModel):
     outputs: dict[str, Any]
     steps: list[JobRead] | None = None
     spec: dict[str, Any] | None = None
+    progress: dict[str, Any] | None = Field(default=None, description="A batch scoring job's or parallel step's "
+                                            "progress: mini-batches, files, rows, rows/s, failed files.")
 
     @classmethod
-    def of(cls, row: Job, *, steps: list[Job] | None = None, with_spec: bool = False) -> JobRead:
+    def of(cls, row: Job, *, steps: list[Job] | None = None, with_spec: bool = False,
+           jobs_dir: Path | None = None) -> JobRead:
         return cls(
             name=row.name, type=row.type, status=row.status, display_name=row.display_name,
             experiment_name=row.experiment_name, experiment_id=str(row.experiment_id), run_id=row.name,
@@ -64,9 +70,18 @@ class JobRead(BaseModel):
             started_at=row.started_at, ended_at=row.ended_at, created_by=row.created_by, error=row.error,
             notes=row.notes or [], reused_from=row.reused_from, depends_on=row.depends_on or [],
             inputs=row.inputs or {}, outputs=row.outputs or {},
-            steps=[cls.of(s) for s in steps] if steps is not None else None,
+            steps=[cls.of(s, jobs_dir=jobs_dir) for s in steps] if steps is not None else None,
             spec=row.spec if with_spec else None,
+            progress=_progress(jobs_dir / row.name / PROGRESS_FILE) if jobs_dir is not None else None,
         )
+
+
+def _progress(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):  # none (not a batch job), or being replaced right now
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class LogChunk(BaseModel):
@@ -116,7 +131,8 @@ def list_jobs(services: Svc, parent_job_name: Annotated[str | None, Query(max_le
 @router.get("/api/v1/jobs/{name}", response_model=JobRead, summary="Show a job (a pipeline with its steps)")
 def show_job(name: str, services: Svc) -> JobRead:
     row = services.jobs.get(name)
-    return JobRead.of(row, steps=services.jobs.children(name) if row.type == "pipeline" else None, with_spec=True)
+    return JobRead.of(row, steps=services.jobs.children(name) if row.type == "pipeline" else None, with_spec=True,
+                      jobs_dir=services.jobs.jobs_dir)
 
 
 @router.post("/api/v1/jobs/{name}/cancel", response_model=JobRead, summary="Cancel a job and kill its processes")
