@@ -21,6 +21,7 @@ from mlyard.core.errors import AlreadyExistsError, InvalidRequestError, NotFound
 from mlyard.core.timeutil import now_ms
 from mlyard.store.blobs import BlobService, DatastoreRegistry
 from mlyard.store.db import Database
+from mlyard.store.events import append_event
 from mlyard.store.registry_schema import (
     AliasMove,
     ModelAlias,
@@ -30,7 +31,7 @@ from mlyard.store.registry_schema import (
     RegisteredModelTag,
 )
 from mlyard.store.schema import Asset
-from mlyard.store.tracking_schema import Dataset, Event, Run, RunInput
+from mlyard.store.tracking_schema import Dataset, Run, RunInput
 
 DELETED = "Deleted_Internal"
 STAGES = ("None", "Staging", "Production", "Archived")
@@ -64,8 +65,6 @@ class ModelView:
     latest: list[VersionView]
 
 
-def _event(s: Session, kind: str, subject: str, actor: str, **payload: Any) -> None:
-    s.add(Event(at=now_ms(), type=kind, subject=subject, actor=actor, payload=payload))
 
 
 class Registry:
@@ -246,7 +245,7 @@ class Registry:
             s.execute(delete(ModelAlias).where(ModelAlias.name == name))
             s.execute(delete(RegisteredModelTag).where(RegisteredModelTag.name == name))
             s.execute(delete(RegisteredModel).where(RegisteredModel.name == name))
-            _event(s, "model.deleted", name, actor)
+            append_event(s, "model.deleted", name, actor)
 
         self._db.run_in_transaction(write)
 
@@ -290,7 +289,8 @@ class Registry:
                                current_stage="None", description=description, user_id=actor, run_link=run_link,
                                model_id=where.model_id, last_updated_time=now_ms()))
             s.add_all(ModelVersionTag(asset_id=asset.id, key=k, value=v) for k, v in tags.items())
-            _event(s, "model.version_created", f"{name}:{asset.version}", actor, run_id=where.run_id, source=source)
+            append_event(s, "model.version_created", f"{name}:{asset.version}", actor, run_id=where.run_id,
+                         source=source)
 
         entries = [FileEntry(f.path, f.sha256, f.size) for f in files]
         asset, _ = self._assets.create("model", spec, entries, actor, reuse_identical=False, on_create=record)
@@ -343,7 +343,7 @@ class Registry:
     def delete_version(self, name: str, version: str, actor: str) -> None:
         def write(s: Session) -> None:
             self._hide(s, self._version(s, name, version))
-            _event(s, "model.version_deleted", f"{name}:{version}", actor)
+            append_event(s, "model.version_deleted", f"{name}:{version}", actor)
 
         self._db.run_in_transaction(write)
 
@@ -381,7 +381,7 @@ class Registry:
             if canonical is not None:
                 record.current_stage = canonical
             record.last_updated_time = now_ms()
-            _event(s, "model.version_updated", f"{name}:{version}", actor,
+            append_event(s, "model.version_updated", f"{name}:{version}", actor,
                    fields=sorted({*(["description"] if set_description else []),
                                   *(f"tags.{k}" for k in tags or {}), *(["stage"] if stage is not None else [])}))
 
@@ -404,7 +404,7 @@ class Registry:
             if previous != str(version):
                 s.add(AliasMove(at=now_ms(), name=name, alias=alias, from_version=previous, to_version=str(version),
                                 actor=actor))
-                _event(s, "model.alias_moved", f"{name}@{alias}", actor, alias=alias, previous=previous,
+                append_event(s, "model.alias_moved", f"{name}@{alias}", actor, alias=alias, previous=previous,
                        version=str(version))
 
         self._db.run_in_transaction(write)
@@ -417,7 +417,8 @@ class Registry:
                 return
             s.add(AliasMove(at=now_ms(), name=name, alias=alias, from_version=row.version, to_version=None,
                             actor=actor))
-            _event(s, "model.alias_moved", f"{name}@{alias}", actor, alias=alias, previous=row.version, version=None)
+            append_event(s, "model.alias_moved", f"{name}@{alias}", actor, alias=alias, previous=row.version,
+                         version=None)
             s.delete(row)
 
         self._db.run_in_transaction(write)

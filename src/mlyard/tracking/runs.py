@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from mlyard.core.errors import InvalidRequestError, NotFoundError
 from mlyard.core.timeutil import now_ms
 from mlyard.store.db import Database
-from mlyard.store.tracking_schema import Dataset, Event, LatestMetric, Param, Run, RunInput, RunOutput, RunTag
+from mlyard.store.events import append_event
+from mlyard.store.tracking_schema import Dataset, LatestMetric, Param, Run, RunInput, RunOutput, RunTag
 from mlyard.tracking.checks import MAX_RUN_NAME, check_display_name
 from mlyard.tracking.experiments import ExperimentService
 
@@ -76,8 +77,6 @@ class RunView:
     outputs: list[RunOutput] = field(default_factory=list)
 
 
-def add_event(s: Session, kind: str, subject: str, actor: str, **payload: Any) -> None:
-    s.add(Event(at=now_ms(), type=kind, subject=subject, actor=actor, payload=payload))
 
 
 class RunService:
@@ -167,7 +166,7 @@ class RunService:
                       artifact_uri=f"{experiment.artifact_location}/{run_id}/artifacts"))
             s.flush()
             s.add_all(RunTag(run_id=run_id, key=k, value=str(v)) for k, v in {**tags, RUN_NAME_TAG: name}.items())
-            add_event(s, "run.status_changed", run_id, actor, experiment_id=str(experiment.id), previous=None,
+            append_event(s, "run.status_changed", run_id, actor, experiment_id=str(experiment.id), previous=None,
                       status=status)
             return run_id
 
@@ -183,7 +182,7 @@ class RunService:
         def write(s: Session) -> None:
             row = self.active_row(s, run_id)
             if status is not None and status != row.status:
-                add_event(s, "run.status_changed", run_id, actor, experiment_id=str(row.experiment_id),
+                append_event(s, "run.status_changed", run_id, actor, experiment_id=str(row.experiment_id),
                           previous=row.status, status=status)
                 row.status = status
             if end_time is not None:

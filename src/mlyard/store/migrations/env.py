@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import mlyard.store.automation_schema  # noqa: F401  (registers the event, schedule, webhook and trigger tables)
 import mlyard.store.batch_schema  # noqa: F401  (registers the batch endpoint tables)
 import mlyard.store.jobs_schema  # noqa: F401  (registers the job tables)
 import mlyard.store.registry_schema  # noqa: F401  (registers the registry tables)
