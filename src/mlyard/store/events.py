@@ -24,6 +24,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
+from mlyard.core.event_types import EVENT_TYPES as EVENT_TYPES  # re-exported: the catalogue is in core
 from mlyard.core.timeutil import now_ms
 from mlyard.store.tracking_schema import Event
 
@@ -31,30 +32,8 @@ from mlyard.store.tracking_schema import Event
 _PG_APPEND_LOCK = 0x6D6C7961_72640001
 _PENDING = "mlyard_events_appended"
 
-# The event types mlyard writes (entity.action) and what each means. Subjects name the resource.
-EVENT_TYPES: dict[str, str] = {
-    "run.status_changed": "an MLflow run changed status (subject: the run id)",
-    "job.status_changed": "a job or pipeline step changed status (subject: the job name)",
-    "data.version_created": "a data asset version was created (subject: name:version)",
-    "model.created": "a registered model was created (subject: the name)",
-    "model.deleted": "a registered model was deleted (subject: the name)",
-    "model.version_created": "a model version was created (subject: name:version)",
-    "model.version_updated": "a model version's description, tags or stage changed (subject: name:version)",
-    "model.version_deleted": "a model version was deleted (subject: name:version)",
-    "model.alias_moved": "an alias was set, moved or removed (subject: name@alias)",
-    "online_endpoint.created": "an online endpoint was created (subject: the endpoint)",
-    "online_endpoint.deleted": "an online endpoint was deleted (subject: the endpoint)",
-    "online_endpoint.traffic_changed": "an online endpoint's traffic or mirror traffic changed (subject: the endpoint)",
-    "online_deployment.created": "an online deployment was created (subject: endpoint/deployment)",
-    "online_deployment.updated": "an online deployment was updated (subject: endpoint/deployment)",
-    "online_deployment.deleted": "an online deployment was deleted (subject: endpoint/deployment)",
-    "batch_deployment.created": "a batch deployment was created (subject: endpoint/deployment)",
-    "batch_deployment.updated": "a batch deployment was updated (subject: endpoint/deployment)",
-    "batch_deployment.deleted": "a batch deployment was deleted (subject: endpoint/deployment)",
-    "monitor.signal_alerted": "a monitor signal crossed its threshold (subject: monitor/signal)",
-    "schedule.fired": "a schedule fired and created its job (subject: the schedule)",
-    "trigger.fired": "a trigger matched an event and created its job (subject: the trigger)",
-}
+# The event types mlyard writes (entity.action) and what each means: core/event_types.py, where spec files
+# (a trigger's event.type) can check them too. Add a new type there.
 
 
 class EventSignal:
