@@ -11,7 +11,7 @@ _PLACEHOLDER = "endpoint-given-at-create"
 @click.option("-f", "--file", "file", required=True, type=click.Path(dir_okay=False), help="YAML file.")
 @click.option("-k", "--kind", help="What the file must be: data, environment, model, component, job, "
               "online-endpoint, online-deployment, batch-endpoint, batch-deployment, schedule, monitor, compute, "
-              "datastore. Default: what the file says it is (its $schema, else its type and keys).")
+              "datastore, trigger. Default: what the file says it is (its $schema, else its type and keys).")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a field (repeatable).")
 @click.option("-e", "--endpoint-name", help="For a deployment: its endpoint, as 'online-deployment create' and "
               "'batch-deployment create' take it (wins over the file's endpoint_name).")

@@ -23,6 +23,7 @@ from mlyard.specs.pipelines import PipelineComponent, PipelineJob
 from mlyard.specs.resources import Compute, Datastore
 from mlyard.specs.schedules import Schedule
 from mlyard.specs.sweep import SweepJob
+from mlyard.specs.triggers import EventTrigger
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,15 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("monitor", MonitorDefinition, "monitor", None, "az ml schedule create", named=False),
     _kind("compute", Compute, "compute", "mlyard compute create"),
     _kind("datastore", Datastore, "datastore"),
+    _kind("trigger", EventTrigger, "trigger", "mlyard trigger create"),
 )}
 
 NOUNS: dict[str, str] = {
     "CommandJob": "command job", "PipelineJob": "pipeline job", "SweepJob": "sweep job",
     "CommandComponent": "command component", "PipelineComponent": "pipeline component",
     "ModelBatchDeployment": "model batch deployment", "PipelineBatchDeployment": "pipeline batch deployment",
-    "MonitorDefinition": "monitor", "Data": "data asset", "OnlineEndpoint": "online endpoint",
+    "MonitorDefinition": "monitor", "EventTrigger": "trigger", "Data": "data asset",
+    "OnlineEndpoint": "online endpoint",
     "OnlineDeployment": "online deployment", "BatchEndpoint": "batch endpoint",
 }
 """Nouns of the models a kind can produce, by class name (the others are their kind's noun)."""
@@ -102,6 +105,7 @@ _schemas(("compute",), "compute", "amlCompute", "computeInstance", "kubernetesCo
          "virtualMachineCompute", "attachedCompute", "synapseSparkCompute")
 _schemas(("datastore",), "datastore", "azureBlob", "azureFile", "azureDataLakeGen1", "azureDataLakeGen2",
          "oneLake")
+_schemas(("trigger",), "trigger", "trigger")  # mlyard's own: https://mlyard.dev/schemas/trigger.schema.json
 _schemas((), "MLTable file (name it MLTable inside a data folder, and register the folder as type: mltable)",
          "MLTable")
 _schemas((), "workspace", "workspace")
@@ -178,6 +182,8 @@ def detect_kind(data: dict[str, Any]) -> Detected | None:
             if action in data:
                 readers = ("schedule", "monitor") if action == "create_monitor" else ("schedule",)
                 return Detected(frozenset(readers), "schedule", action, f"it has trigger and {action}")
+    if isinstance(data.get("event"), dict) and "create_job" in data:
+        return Detected(frozenset({"trigger"}), "trigger", "event", "it has event and create_job")
     kind_type = data.get("type")
     if "endpoint_name" in data and kind_type not in ("command", "sweep"):
         return Detected(frozenset({"online-deployment", "batch-deployment"}), "deployment", "endpoint_name",
