@@ -206,7 +206,8 @@ def test_bad_triggers_are_refused_and_create_nothing(db: Database, service: Trig
     with pytest.raises(NotFoundError, match="no job named 'nope'"):
         service.create({**_trigger(), "create_job": "azureml:nope"}, actor="alice", role="admin")
     with pytest.raises(InvalidSpecError, match=r"create_job.limits.timeout: expected an integer"):
-        service.create({**_trigger(), "create_job": {**JOB, "limits": {"timeout": "soon"}}}, actor="alice", role="admin")
+        service.create({**_trigger(), "create_job": {**JOB, "limits": {"timeout": "soon"}}}, actor="alice",
+                       role="admin")
     with pytest.raises(InvalidSpecError, match="local path"):
         service.create({**_trigger(), "create_job": {**JOB, "code": "/tmp/src"}}, actor="alice", role="admin")
     with db.session() as s:
