@@ -184,7 +184,8 @@ class Registry:
 
     # -- registered models ------------------------------------------------------------------------------
 
-    def create_model(self, name: str, description: str | None, tags: dict[str, str]) -> ModelView:
+    def create_model(self, name: str, description: str | None, tags: dict[str, str], *,
+                     actor: str = "mlyard") -> ModelView:
         def write(s: Session) -> None:
             if s.get(RegisteredModel, name) is not None or self._versions(s, name):
                 raise AlreadyExistsError(f"Registered Model (name={name}) already exists.")
@@ -192,6 +193,7 @@ class Registry:
             s.add(RegisteredModel(name=name, description=description, creation_time=now, last_updated_time=now))
             s.flush()
             s.add_all(RegisteredModelTag(name=name, key=k, value=v) for k, v in tags.items())
+            append_event(s, "model.created", name, actor, name=name, description=description, tags=dict(tags))
 
         if not name or not name.strip():
             raise InvalidRequestError("registered model name must not be empty")
@@ -290,10 +292,11 @@ class Registry:
                                model_id=where.model_id, last_updated_time=now_ms()))
             s.add_all(ModelVersionTag(asset_id=asset.id, key=k, value=v) for k, v in tags.items())
             append_event(s, "model.version_created", f"{name}:{asset.version}", actor, run_id=where.run_id,
-                         source=source)
+                         source=source, name=name, version=asset.version, type=asset.asset_type, path=asset.path)
 
         entries = [FileEntry(f.path, f.sha256, f.size) for f in files]
-        asset, _ = self._assets.create("model", spec, entries, actor, reuse_identical=False, on_create=record)
+        asset, _ = self._assets.create("model", spec, entries, actor, reuse_identical=False, on_create=record,
+                                       event=False)
         return self.get_version(name, asset.version)
 
     def _record(self, s: Session, name: str, version: str) -> tuple[VersionView, ModelVersion]:

@@ -29,7 +29,8 @@ from mlyard.specs.content import check_no_local_paths, describe_difference, spec
 from mlyard.specs.references import parse_asset_reference, parse_datastore_uri
 from mlyard.store.blobs import DatastoreRegistry, find_blob
 from mlyard.store.db import Database
-from mlyard.store.registry_schema import ModelAlias
+from mlyard.store.events import append_event
+from mlyard.store.registry_schema import ModelAlias, RegisteredModel
 from mlyard.store.schema import Asset, AssetFile
 
 AssetKind = Literal["data", "environment", "model", "component"]
@@ -60,7 +61,7 @@ class AssetService:
     def create(self, kind: AssetKind, spec: dict[str, Any], files: list[FileEntry], actor: str, *,
                reuse_identical: bool = True, on_create: Callable[[Session, Asset], None] | None = None,
                allow_missing_path: bool = False, warnings: builtins.list[str] | None = None,
-               ) -> tuple[Asset, bool]:
+               event: bool = True) -> tuple[Asset, bool]:
         """Create a version (or return the identical existing one). Returns (asset, created).
 
         Args:
@@ -71,6 +72,8 @@ class AssetService:
             allow_missing_path: accept a datastore path that holds no file yet (it is refused
                 otherwise); what was accepted is said in ``warnings``.
             warnings: receives what the caller should tell the user.
+            event: write the new version's event (``data.version_created``, ``model.version_created``) in
+                the creating transaction; False when ``on_create`` writes its own (the MLflow registry's).
         """
         loaded = load_spec_dict(spec, kind)
         clean = loaded.spec.model_dump(mode="json", exclude_none=True, by_alias=True)
@@ -97,6 +100,7 @@ class AssetService:
                 if reuse_identical and latest is not None and latest.content_hash == content_hash:
                     return latest, False
                 version = self._next_version(s, kind, name)
+            first = self._find_any(s, kind, name) is None
             row = Asset(
                 kind=kind, name=name, version=version, asset_type=fields.asset_type, path=fields.path,
                 description=clean.get("description"), tags=clean.get("tags") or {},
@@ -105,6 +109,11 @@ class AssetService:
             )
             s.add(row)
             s.flush()
+            if kind == "model" and first and s.get(RegisteredModel, name) is None:
+                append_event(s, "model.created", name, actor, name=name)
+            if event and kind in ("data", "model"):
+                append_event(s, f"{kind}.version_created", f"{name}:{version}", actor, name=name, version=version,
+                             type=row.asset_type, path=row.path)
             if on_create is not None:
                 on_create(s, row)
             return row, True
@@ -192,6 +201,10 @@ class AssetService:
 
     def _find(self, s: Session, kind: str, name: str, version: str) -> Asset | None:
         return s.scalars(self._query(kind, name).where(Asset.version == version)).first()
+
+    @staticmethod
+    def _find_any(s: Session, kind: str, name: str) -> int | None:
+        return s.scalar(select(Asset.id).where(Asset.kind == kind, Asset.name == name).limit(1))
 
     def _latest(self, s: Session, kind: str, name: str, *, include_archived: bool = False) -> Asset | None:
         q = self._query(kind, name)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from mlyard.core.errors import MlyardError, NotFoundError
 from mlyard.core.timeutil import now_ms
 from mlyard.store.db import Database
+from mlyard.store.events import append_event
 from mlyard.store.jobs_schema import TERMINAL, Job
 from mlyard.tracking.runs import RunService
 
@@ -108,6 +109,8 @@ class JobRecords:
             row = s.get(Job, name)
             if row is None or row.status in TERMINAL:
                 return None
+            if row.status != status:
+                _status_event(s, row, status, None, RUNNER)
             row.status = status
             if started and row.started_at is None:
                 row.started_at = now_ms()
@@ -117,13 +120,14 @@ class JobRecords:
         if mlflow_status is not None:
             self._sync_run(name, mlflow_status, None)
 
-    def _finish_row(self, name: str, status: str, error: str | None) -> None:
+    def _finish_row(self, name: str, status: str, error: str | None, actor: str = RUNNER) -> None:
         token: list[str] = []
 
         def write(s: Any) -> bool:
             row = s.get(Job, name)
             if row is None or row.status in TERMINAL:
                 return False
+            _status_event(s, row, status, error, actor)
             row.status = status
             row.error = error
             row.ended_at = now_ms()
@@ -159,3 +163,12 @@ class JobRecords:
         stamp = time.strftime("%H:%M:%S")
         with path.open("ab") as f:
             f.write(f"[mlyard {stamp}] {line}\n".encode())
+
+
+def _status_event(s: Any, row: Job, status: str, error: str | None, actor: str) -> None:
+    """``job.status_changed`` for ``row`` moving to ``status``, in the transaction that moves it."""
+    # a failed (or canceled) job says why; a pipeline's error can carry a log tail, kept short here
+    extra = {"error": error[:4000]} if error and status in ("Failed", "Canceled") else {}
+    append_event(s, "job.status_changed", row.name, actor, name=row.name, parent=row.parent, step=row.step,
+                 type=row.type, status=status, previous=row.status, experiment_name=row.experiment_name,
+                 display_name=row.display_name, **extra)

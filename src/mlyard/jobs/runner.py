@@ -241,7 +241,7 @@ class JobRunner(StepOutputs, StepResolver):
         if row.status in TERMINAL:
             raise InvalidRequestError(f"job {name} is already {row.status}; there is nothing to cancel")
         if not self._cancel_active(top, f"canceled by {actor}"):
-            self._finish_row(name, "Canceled", f"canceled by {actor}")
+            self._finish_row(name, "Canceled", f"canceled by {actor}", actor)
         return self.get(name)
 
     def _cancel_active(self, top: str, reason: str) -> bool:

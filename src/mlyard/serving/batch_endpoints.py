@@ -26,6 +26,7 @@ from mlyard.specs import load_spec_dict
 from mlyard.specs.references import classify_path
 from mlyard.store.batch_schema import BatchDeploymentRow, BatchEndpointRow, BatchJobRow
 from mlyard.store.db import Database
+from mlyard.store.events import append_event
 from mlyard.store.jobs_schema import Job
 
 
@@ -38,6 +39,12 @@ def _deployment_missing(endpoint: str, name: str) -> NotFoundError:
     return NotFoundError(f"deployment {name!r} of batch endpoint {endpoint!r} not found; "
                          f"'mlyard batch-deployment list -e {endpoint}' shows them",
                          details={"endpoint": endpoint, "deployment": name})
+
+
+def _deployment_event(s: Session, action: str, row: BatchDeploymentRow, actor: str, **extra: Any) -> None:
+    """``batch_deployment.<action>`` in the transaction that writes (or deletes) ``row``."""
+    append_event(s, f"batch_deployment.{action}", f"{row.endpoint}/{row.name}", actor, endpoint=row.endpoint,
+                 deployment=row.name, type=row.type, model=row.model, **extra)
 
 
 class BatchEndpointService:
@@ -117,7 +124,7 @@ class BatchEndpointService:
     def _names(s: Session, endpoint: str) -> builtins.list[str]:
         return sorted(s.scalars(select(BatchDeploymentRow.name).where(BatchDeploymentRow.endpoint == endpoint)))
 
-    def delete_endpoint(self, name: str) -> None:
+    def delete_endpoint(self, name: str, actor: str = "mlyard") -> None:
         """Delete an endpoint with its deployments; the jobs its invocations started stay."""
 
         def write(s: Session) -> None:
@@ -127,6 +134,8 @@ class BatchEndpointService:
             for model in (BatchJobRow, BatchDeploymentRow):
                 for child in s.scalars(select(model).where(model.endpoint == name)):
                     s.delete(child)
+                    if isinstance(child, BatchDeploymentRow):
+                        _deployment_event(s, "deleted", child, actor)
             s.flush()
             s.delete(row)
 
@@ -250,6 +259,7 @@ class BatchEndpointService:
                                      model=model, created_at=at, updated_at=at, created_by=actor)
             s.add(row)
             self._maybe_default(ep, name, set_default)
+            _deployment_event(s, "created", row, actor)
             return row
 
         return self._db.run_in_transaction(write)
@@ -261,8 +271,8 @@ class BatchEndpointService:
             ep.spec = {**ep.spec, "defaults": {**(ep.spec.get("defaults") or {}), "deployment_name": name}}
             ep.updated_at = now_ms()
 
-    def update_deployment(self, endpoint: str, spec: dict[str, Any], *,
-                          set_default: bool = False) -> BatchDeploymentRow:
+    def update_deployment(self, endpoint: str, spec: dict[str, Any], *, set_default: bool = False,
+                          actor: str = "mlyard") -> BatchDeploymentRow:
         """Replace a deployment's spec (jobs already started keep what they were given)."""
         self.get_endpoint(endpoint)
         clean, model = self.validate_deployment(endpoint, spec)
@@ -275,13 +285,15 @@ class BatchEndpointService:
                 raise _endpoint_missing(endpoint)
             if row is None:
                 raise _deployment_missing(endpoint, name)
+            previous = row.model
             row.spec, row.model, row.type, row.updated_at = clean, model, clean.get("type", "model"), now_ms()
             self._maybe_default(ep, name, set_default)
+            _deployment_event(s, "updated", row, actor, previous_model=previous)
             return row
 
         return self._db.run_in_transaction(write)
 
-    def delete_deployment(self, endpoint: str, name: str) -> None:
+    def delete_deployment(self, endpoint: str, name: str, actor: str = "mlyard") -> None:
         """Refused while the deployment is its endpoint's default (Azure refuses it too)."""
 
         def write(s: Session) -> None:
@@ -299,6 +311,7 @@ class BatchEndpointService:
                 raise ConflictError(f"deployment {name!r} is the default deployment of batch endpoint {endpoint!r}; "
                                     f"{advice}", details={"endpoint": endpoint, "deployment": name})
             s.delete(row)
+            _deployment_event(s, "deleted", row, actor)
 
         self._db.run_in_transaction(write)
 

@@ -26,6 +26,7 @@ from mlyard.serving.supervisor import Supervisor
 from mlyard.specs import load_spec_dict
 from mlyard.store.blobs import DatastoreRegistry
 from mlyard.store.db import Database
+from mlyard.store.events import append_event
 from mlyard.store.serving_schema import OnlineDeploymentRow, OnlineEndpointRow
 
 log = logging.getLogger("mlyard.serving")
@@ -48,6 +49,21 @@ class LiveEndpoint:
 def _live(row: OnlineEndpointRow, deployments: frozenset[str]) -> LiveEndpoint:
     return LiveEndpoint(row.name, row.auth_mode, dict(row.keys), dict(row.traffic or {}),
                         dict(row.mirror_traffic or {}), deployments)
+
+
+def _split(traffic: dict[str, int] | None) -> dict[str, int]:
+    """Traffic as it routes requests: deployments at 0% send nothing, so they are left out."""
+    return {k: v for k, v in sorted((traffic or {}).items()) if v}
+
+
+def _traffic_event(s: Session, row: OnlineEndpointRow, before: tuple[dict[str, int], dict[str, int]],
+                   actor: str) -> None:
+    """``online_endpoint.traffic_changed`` when ``row``'s traffic or mirror traffic routes otherwise than ``before``."""
+    after = (_split(row.traffic), _split(row.mirror_traffic))
+    if after != (_split(before[0]), _split(before[1])):
+        append_event(s, "online_endpoint.traffic_changed", row.name, actor, endpoint=row.name,
+                     traffic=after[0], mirror_traffic=after[1], previous_traffic=_split(before[0]),
+                     previous_mirror_traffic=_split(before[1]))
 
 
 def check_traffic(endpoint: str, traffic: dict[str, int], mirror: dict[str, int], deployments: set[str]) -> None:
@@ -152,6 +168,7 @@ class EndpointService:
                                                              "secondary": keyring.new_key()},
                                     created_at=at, updated_at=at, created_by=actor)
             s.add(row)
+            append_event(s, "online_endpoint.created", name, actor, endpoint=name, auth_mode=row.auth_mode)
             return row
 
         row = self._db.run_in_transaction(write)
@@ -172,7 +189,7 @@ class EndpointService:
 
     def update_endpoint(self, name: str, *, spec: dict[str, Any] | None = None,
                         traffic: dict[str, int] | None = None,
-                        mirror_traffic: dict[str, int] | None = None) -> OnlineEndpointRow:
+                        mirror_traffic: dict[str, int] | None = None, actor: str = "mlyard") -> OnlineEndpointRow:
         """Change description, tags, traffic or mirror traffic (name and auth mode stay)."""
         current = self.get_endpoint(name)
         clean: dict[str, Any] | None = None
@@ -197,11 +214,13 @@ class EndpointService:
             new_traffic = dict(row.traffic or {}) if traffic is None else dict(traffic)
             new_mirror = dict(row.mirror_traffic or {}) if mirror_traffic is None else dict(mirror_traffic)
             check_traffic(name, new_traffic, new_mirror, names)
+            before = (dict(row.traffic or {}), dict(row.mirror_traffic or {}))
             row.traffic = {k: v for k, v in new_traffic.items()}
             row.mirror_traffic = {k: v for k, v in new_mirror.items() if v > 0}
             if clean is not None:
                 row.spec = clean
             row.updated_at = now_ms()
+            _traffic_event(s, row, before, actor)
             return row
 
         with self._lock:
@@ -209,24 +228,27 @@ class EndpointService:
             self._refresh()
         return row
 
-    def delete_endpoint(self, name: str) -> None:
+    def delete_endpoint(self, name: str, actor: str = "mlyard") -> None:
         """Delete an endpoint with its deployments, stopping their workers."""
         self.get_endpoint(name)
         with self._lock:
             deployments = [d.name for d in self.list_deployments(name)]
-            self._db.run_in_transaction(lambda s: self._delete_endpoint_rows(s, name))
+            self._db.run_in_transaction(lambda s: self._delete_endpoint_rows(s, name, actor))
             self._refresh()
         for deployment in deployments:
             self.supervisor.remove(name, deployment)
         self.supervisor.purge(name)
 
     @staticmethod
-    def _delete_endpoint_rows(s: Session, name: str) -> None:
+    def _delete_endpoint_rows(s: Session, name: str, actor: str) -> None:
         for deployment in s.scalars(select(OnlineDeploymentRow).where(OnlineDeploymentRow.endpoint == name)):
             s.delete(deployment)
+            append_event(s, "online_deployment.deleted", f"{name}/{deployment.name}", actor, endpoint=name,
+                         deployment=deployment.name, model=deployment.model)
         endpoint = s.get(OnlineEndpointRow, name)
         if endpoint is not None:
             s.delete(endpoint)
+            append_event(s, "online_endpoint.deleted", name, actor, endpoint=name)
 
     # -- credentials ---------------------------------------------------------------------------
 
@@ -318,11 +340,15 @@ class EndpointService:
         row = OnlineDeploymentRow(endpoint=endpoint, name=clean["name"], spec=clean, model=model, state="Succeeded",
                                   created_at=at, updated_at=at, created_by=actor)
         s.add(row)
+        append_event(s, "online_deployment.created", f"{endpoint}/{clean['name']}", actor, endpoint=endpoint,
+                     deployment=clean["name"], model=model)
         if all_traffic:
+            before = (dict(ep.traffic or {}), dict(ep.mirror_traffic or {}))
             names = set(s.scalars(select(OnlineDeploymentRow.name).where(OnlineDeploymentRow.endpoint == endpoint)))
             ep.traffic = {n: 0 for n in names} | {clean["name"]: 100}
             ep.mirror_traffic = {k: v for k, v in (ep.mirror_traffic or {}).items() if k != clean["name"]}
             ep.updated_at = at
+            _traffic_event(s, ep, before, actor)
         return row
 
     def update_deployment(self, endpoint: str, spec: dict[str, Any], actor: str) -> OnlineDeploymentRow:
@@ -345,7 +371,10 @@ class EndpointService:
                 row = s.get(OnlineDeploymentRow, key)
                 if row is None:
                     raise NotFoundError(f"deployment {name!r} of endpoint {endpoint!r} was deleted meanwhile")
+                previous = row.model
                 row.spec, row.model, row.state, row.updated_at = clean, model, "Succeeded", now_ms()
+                append_event(s, "online_deployment.updated", f"{endpoint}/{name}", actor, endpoint=endpoint,
+                             deployment=name, model=model, previous_model=previous)
                 return row
 
             try:
@@ -372,7 +401,7 @@ class EndpointService:
                 log.warning("deployment %s/%s: collected data %s:%s not registered: %s", endpoint, spec["name"],
                             data["name"], data["version"], exc.message)
 
-    def delete_deployment(self, endpoint: str, name: str) -> None:
+    def delete_deployment(self, endpoint: str, name: str, actor: str = "mlyard") -> None:
         """Refused while the deployment gets live traffic; mirror traffic to it is dropped."""
         self.get_deployment(endpoint, name)
 
@@ -387,10 +416,14 @@ class EndpointService:
                     f"deployment {name!r} gets {share}% of endpoint {endpoint!r}'s traffic; move it first, e.g. "
                     f"'mlyard online-endpoint update -n {endpoint} --traffic \"<other>=100\"'",
                     details={"endpoint": endpoint, "deployment": name})
+            before = (dict(ep.traffic or {}), dict(ep.mirror_traffic or {}))
             ep.traffic = {k: v for k, v in (ep.traffic or {}).items() if k != name}
             ep.mirror_traffic = {k: v for k, v in (ep.mirror_traffic or {}).items() if k != name}
             ep.updated_at = now_ms()
             s.delete(row)
+            append_event(s, "online_deployment.deleted", f"{endpoint}/{name}", actor, endpoint=endpoint,
+                         deployment=name, model=row.model)
+            _traffic_event(s, ep, before, actor)
 
         with self._lock:
             self._db.run_in_transaction(write)

@@ -74,8 +74,11 @@ def _after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-def append_event(session: Session, type: str, subject: str, actor: str, **payload: Any) -> None:
-    """Append one event in ``session``'s transaction (it commits, or is dropped, with the change)."""
+def append_event(session: Session, type: str, subject: str, actor: str, /, **payload: Any) -> None:
+    """Append one event in ``session``'s transaction (it commits, or is dropped, with the change).
+
+    The first four are positional-only, so a payload may have fields of those names (``type``).
+    """
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type!r}; add it to EVENT_TYPES")
     conn = session.connection()

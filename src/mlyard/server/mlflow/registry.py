@@ -60,9 +60,9 @@ def _tags(p: dict[str, Any]) -> dict[str, str]:
 
 
 @router.post("/registered-models/create")
-def create_model(p: Params, svc: Svc) -> dict[str, Any]:
+def create_model(p: Params, svc: Svc, who: Who) -> dict[str, Any]:
     view = svc.registry.create_model(check_display_name("registered model", required(p, "name"), MAX_MODEL_NAME),
-                                     text(p, "description"), _tags(p))
+                                     text(p, "description"), _tags(p), actor=who.name)
     return {"registered_model": model_json(view)}
 
 

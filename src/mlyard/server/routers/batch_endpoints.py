@@ -136,8 +136,8 @@ def update_endpoint(name: str, body: BatchEndpointUpdate, request: Request, batc
 
 
 @router.delete(BASE + "/{name}", status_code=204, summary="Delete a batch endpoint and its deployments")
-def delete_endpoint(name: str, batch: Svc) -> None:
-    batch.delete_endpoint(name)
+def delete_endpoint(name: str, batch: Svc, who: Who) -> None:
+    batch.delete_endpoint(name, who.name)
 
 
 @router.post(BASE + "/{name}/jobs", response_model=JobRead, status_code=201,
@@ -176,18 +176,19 @@ def show_deployment(name: str, deployment: str, batch: Svc) -> BatchDeploymentRe
 
 @router.put(BASE + "/{name}/deployments/{deployment}", response_model=BatchDeploymentRead,
             summary="Replace a batch deployment's spec")
-def update_deployment(name: str, deployment: str, body: BatchDeploymentCreate, batch: Svc) -> BatchDeploymentRead:
+def update_deployment(name: str, deployment: str, body: BatchDeploymentCreate, batch: Svc,
+                      who: Who) -> BatchDeploymentRead:
     spec = {**body.spec, "name": body.spec.get("name") or deployment}
     if spec["name"] != deployment:
         raise InvalidRequestError(f"the spec names deployment {spec['name']!r}, not {deployment!r}",
                                   details={"field": "name"})
-    return BatchDeploymentRead.of(batch.update_deployment(name, spec, set_default=body.set_default))
+    return BatchDeploymentRead.of(batch.update_deployment(name, spec, set_default=body.set_default, actor=who.name))
 
 
 @router.delete(BASE + "/{name}/deployments/{deployment}", status_code=204,
                summary="Delete a batch deployment (refused while it is the default)")
-def delete_deployment(name: str, deployment: str, batch: Svc) -> None:
-    batch.delete_deployment(name, deployment)
+def delete_deployment(name: str, deployment: str, batch: Svc, who: Who) -> None:
+    batch.delete_deployment(name, deployment, who.name)
 
 
 @router.get(BASE + "/{name}/deployments/{deployment}/jobs", response_model=list[JobRead],

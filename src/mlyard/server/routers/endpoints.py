@@ -131,15 +131,15 @@ def show_endpoint(name: str, request: Request, services: Svc) -> EndpointRead:
 
 
 @router.patch(BASE + "/{name}", response_model=EndpointRead, summary="Change traffic, mirror traffic or the spec")
-def update_endpoint(name: str, body: EndpointUpdate, request: Request, services: Svc) -> EndpointRead:
+def update_endpoint(name: str, body: EndpointUpdate, request: Request, services: Svc, who: Who) -> EndpointRead:
     row = services.endpoints.update_endpoint(name, spec=body.spec, traffic=body.traffic,
-                                             mirror_traffic=body.mirror_traffic)
+                                             mirror_traffic=body.mirror_traffic, actor=who.name)
     return EndpointRead.of(row, _base_url(request))
 
 
 @router.delete(BASE + "/{name}", status_code=204, summary="Delete an endpoint, its deployments and their workers")
-def delete_endpoint(name: str, services: Svc) -> None:
-    services.endpoints.delete_endpoint(name)
+def delete_endpoint(name: str, services: Svc, who: Who) -> None:
+    services.endpoints.delete_endpoint(name, who.name)
 
 
 @router.post(BASE + "/{name}/credentials", summary="Get the endpoint's keys, or a fresh token (aml_token)")
@@ -181,8 +181,8 @@ def update_deployment(name: str, deployment: str, body: DeploymentUpdate, servic
 
 @router.delete(BASE + "/{name}/deployments/{deployment}", status_code=204,
                summary="Delete a deployment (refused while it gets traffic)")
-def delete_deployment(name: str, deployment: str, services: Svc) -> None:
-    services.endpoints.delete_deployment(name, deployment)
+def delete_deployment(name: str, deployment: str, services: Svc, who: Who) -> None:
+    services.endpoints.delete_deployment(name, deployment, who.name)
 
 
 @router.get(BASE + "/{name}/deployments/{deployment}/logs", response_model=LogsRead,
