@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                        "Batch endpoints: invoke a deployment over data as a job; list its jobs."),
     "batch-deployment": ("mlyard.cli.batch_endpoints", "batch_deployment",
                          "Batch deployments: a model with run settings, or a pipeline component."),
+    "trigger": ("mlyard.cli.triggers", "trigger",
+                "Triggers: create a job when an event matches (a new model version, a monitor alert)."),
     "validate": ("mlyard.cli.validate", "validate", "Check an Azure ML YAML file without creating anything."),
 }
 

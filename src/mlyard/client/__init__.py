@@ -17,6 +17,7 @@ from mlyard.client.datastores import DatastoreOperations
 from mlyard.client.endpoints import OnlineDeploymentOperations, OnlineEndpointOperations
 from mlyard.client.http import Transport
 from mlyard.client.jobs import JobOperations
+from mlyard.client.triggers import TriggerOperations
 from mlyard.core.errors import InvalidRequestError
 from mlyard.core.settings import ClientSettings, client_file, find_workspace, read_yaml_mapping
 
@@ -38,6 +39,7 @@ class MlyardClient:
         self.online_deployments = OnlineDeploymentOperations(self.transport, default_datastore)
         self.batch_endpoints = BatchEndpointOperations(self.transport, default_datastore)
         self.batch_deployments = BatchDeploymentOperations(self.transport, default_datastore)
+        self.triggers = TriggerOperations(self.transport, default_datastore)
 
     @classmethod
     def from_env(cls, url: str | None = None, token: str | None = None, workspace: Path | None = None) -> MlyardClient:

@@ -24,7 +24,7 @@ from mlyard.server.mlflow import logged_models as mlflow_logged_models
 from mlyard.server.mlflow import registry as mlflow_registry
 from mlyard.server.mlflow import tracking as mlflow_tracking
 from mlyard.server.models import ErrorResponse
-from mlyard.server.routers import batch_endpoints, datastores, endpoints, jobs, system
+from mlyard.server.routers import batch_endpoints, datastores, endpoints, jobs, system, triggers
 from mlyard.server.routers.assets import SEGMENTS, asset_router
 from mlyard.server.services import Services
 from mlyard.serving.metrics import ServingMetrics
@@ -56,6 +56,7 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
         try:
             app.state.services = Services.open(settings)
             app.state.services.jobs.start()
+            app.state.services.trigger_engine.start()
             app.state.services.endpoints.supervisor.on_restart = serving_metrics.restarted
             # every stored deployment comes back, in the background: the API answers meanwhile
             threading.Thread(target=app.state.services.endpoints.restore, name="mlyard-serving-restore",
@@ -90,6 +91,7 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
     app.include_router(jobs.router)
     app.include_router(endpoints.router)
     app.include_router(batch_endpoints.router)
+    app.include_router(triggers.router)
     for kind in SEGMENTS:
         app.include_router(asset_router(kind))
     app.add_middleware(StrictInputMiddleware)  # inside authentication: nothing is read for a refused client

@@ -9,6 +9,7 @@ from sqlalchemy import update
 from mlyard.assets.registry import Registry
 from mlyard.assets.service import AssetService
 from mlyard.auth.tokens import TokenVerifier, hash_token, issue_token
+from mlyard.automation.triggers import TriggerEngine, TriggerService
 from mlyard.core.settings import DEFAULT_DATASTORE, ServerSettings
 from mlyard.jobs.runner import JobRunner, server_url
 from mlyard.serving.endpoints import EndpointService
@@ -59,6 +60,8 @@ class Services:
     logged_models: LoggedModels
     jobs: JobRunner
     endpoints: EndpointService
+    triggers: TriggerService
+    trigger_engine: TriggerEngine
 
     @classmethod
     def open(cls, settings: ServerSettings) -> Services:
@@ -94,9 +97,12 @@ class Services:
             jobs=jobs,
             endpoints=EndpointService(db, assets, datastores, Supervisor(settings.state_dir), envs=jobs.envs,
                                       env_mode=settings.job_env_mode),
+            triggers=TriggerService(db),
+            trigger_engine=TriggerEngine(db, jobs),
         )
 
     def close(self) -> None:
+        self.trigger_engine.stop()  # first: no job is handed to a runner that is stopping
         self.endpoints.supervisor.close()
         self.jobs.stop()
         self.db.dispose()
