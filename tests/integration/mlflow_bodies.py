@@ -110,6 +110,13 @@ ROUTES = [
     Route("/logged-models/{model_id}/tags", ("PATCH",), {"tags": "key_values"}),
     Route("/logged-models/{model_id}/tags/{tag_key}", ("DELETE",)),
     Route("/logged-models/{model_id}/params", ("POST",), {"params": "key_values"}),
+    Route("/webhooks", ("GET", "POST"), {"name": "name", "url": "url", "events": "webhook_events",
+                                         "description": "text", "secret": "text", "status": "webhook_status",
+                                         "max_results": "int64", "page_token": "text"}),
+    Route("/webhooks/{webhook_id}", ("GET", "PATCH", "DELETE"), {"name": "name", "url": "url",
+                                                                 "events": "webhook_events", "description": "text",
+                                                                 "secret": "text", "status": "webhook_status"}),
+    Route("/webhooks/{webhook_id}/test", ("POST",), {"event": "webhook_event"}),
 ]
 
 
@@ -139,6 +146,11 @@ def _key_values(keys: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     item = st.fixed_dictionaries({}, optional={"key": keys, "value": st.one_of(_TEXT, _ANY)})
     return st.lists(item.map(lambda d: "{" + ",".join(f'"{k}":{v}' for k, v in d.items()) + "}"), max_size=4) \
         .map(lambda items: "[" + ",".join(items) + "]")
+
+
+_WEBHOOK_EVENT = st.fixed_dictionaries({}, optional={
+    "entity": st.sampled_from(["MODEL_VERSION", "REGISTERED_MODEL", "PROMPT", "model_version", "x", 2, 0, 99, -1]),
+    "action": st.sampled_from(["CREATED", "SET", "DELETED", "created", "nope", 1, 0, 7])})
 
 
 def kinds(seeds: Seeds) -> dict[str, st.SearchStrategy[str]]:
@@ -175,6 +187,12 @@ def kinds(seeds: Seeds) -> dict[str, st.SearchStrategy[str]]:
                                                                                "value": "train"}])}),
             max_size=2).map(_json),
         "any": _ANY,
+        # receivers that refuse at once (the discard port) or addresses that are not http(s)
+        "url": st.sampled_from(["http://127.0.0.1:9/hook", "https://127.0.0.1:9/", "ftp://127.0.0.1/", "http://",
+                                "http://[::1", "http://127.0.0.1:99999/", "http://\u00e9x\u0000"]).map(_json),
+        "webhook_event": _WEBHOOK_EVENT.map(_json),
+        "webhook_events": st.lists(_WEBHOOK_EVENT, max_size=3).map(_json),
+        "webhook_status": st.sampled_from(["ACTIVE", "DISABLED", "active", 1, 2, 0, 3, "x"]).map(_json),
     }
 
 
@@ -201,6 +219,8 @@ def requests(route: Route, method: str, seeds: Seeds) -> st.SearchStrategy[Reque
         path = draw(st.sampled_from(PREFIXES)) + route.path
         if "{model_id}" in path:
             path = path.replace("{model_id}", _segment(draw(model_ids)))
+        if "{webhook_id}" in path:
+            path = path.replace("{webhook_id}", _segment(draw(st.text(min_size=1, max_size=40))))
         if "{tag_key}" in path:
             path = path.replace("{tag_key}", _segment(draw(st.text(min_size=1, max_size=20))))
         chosen = draw(st.fixed_dictionaries({}, optional=values))

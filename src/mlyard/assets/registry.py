@@ -292,7 +292,8 @@ class Registry:
                                model_id=where.model_id, last_updated_time=now_ms()))
             s.add_all(ModelVersionTag(asset_id=asset.id, key=k, value=v) for k, v in tags.items())
             append_event(s, "model.version_created", f"{name}:{asset.version}", actor, run_id=where.run_id,
-                         source=source, name=name, version=asset.version, type=asset.asset_type, path=asset.path)
+                         source=source, name=name, version=asset.version, type=asset.asset_type, path=asset.path,
+                         tags=dict(tags), description=description)
 
         entries = [FileEntry(f.path, f.sha256, f.size) for f in files]
         asset, _ = self._assets.create("model", spec, entries, actor, reuse_identical=False, on_create=record,
@@ -386,7 +387,8 @@ class Registry:
             record.last_updated_time = now_ms()
             append_event(s, "model.version_updated", f"{name}:{version}", actor,
                    fields=sorted({*(["description"] if set_description else []),
-                                  *(f"tags.{k}" for k in tags or {}), *(["stage"] if stage is not None else [])}))
+                                  *(f"tags.{k}" for k in tags or {}), *(["stage"] if stage is not None else [])}),
+                   tags=dict(tags or {}))
 
         self._db.run_in_transaction(write)
 

@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                          "Batch deployments: a model with run settings, or a pipeline component."),
     "trigger": ("mlyard.cli.triggers", "trigger",
                 "Triggers: create a job when an event matches (a new model version, a monitor alert)."),
+    "webhook": ("mlyard.cli.webhooks", "webhook",
+                "Webhooks: signed HTTP POSTs of events to a URL; test them, read their delivery log."),
     "validate": ("mlyard.cli.validate", "validate", "Check an Azure ML YAML file without creating anything."),
 }
 

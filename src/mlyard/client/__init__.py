@@ -18,6 +18,7 @@ from mlyard.client.endpoints import OnlineDeploymentOperations, OnlineEndpointOp
 from mlyard.client.http import Transport
 from mlyard.client.jobs import JobOperations
 from mlyard.client.triggers import TriggerOperations
+from mlyard.client.webhooks import WebhookOperations
 from mlyard.core.errors import InvalidRequestError
 from mlyard.core.settings import ClientSettings, client_file, find_workspace, read_yaml_mapping
 
@@ -39,6 +40,7 @@ class MlyardClient:
         self.online_deployments = OnlineDeploymentOperations(self.transport, default_datastore)
         self.batch_endpoints = BatchEndpointOperations(self.transport, default_datastore)
         self.batch_deployments = BatchDeploymentOperations(self.transport, default_datastore)
+        self.webhooks = WebhookOperations(self.transport)
         self.triggers = TriggerOperations(self.transport, default_datastore)
 
     @classmethod

@@ -14,6 +14,9 @@ Environment variables:
     MLYARD_LOG_LEVEL      server log level (default info)
     MLYARD_ARTIFACTS_ROOT fsspec URL of the default datastore's root (default <workspace>/artifacts)
     MLYARD_JOB_ENV_MODE   how jobs get Python: inherit (the server's interpreter, default) or isolated (uv venv)
+    MLYARD_WEBHOOK_BACKOFF_S      seconds before a webhook delivery's first retry, doubled each retry (default 1)
+    MLYARD_WEBHOOK_MAX_ATTEMPTS   attempts to deliver one event to one webhook before giving up (default 6)
+    MLYARD_WEBHOOK_TIMEOUT_S      seconds a webhook receiver has to answer one delivery (default 10)
     MLYARD_URL            (client) base URL of the server
     MLYARD_TOKEN          (client) API token sent as ``Authorization: Bearer``
     MLYARD_DEBUG          (client) show tracebacks for unexpected errors
@@ -79,6 +82,12 @@ class ServerSettings(BaseSettings):
     artifacts_root: str | None = Field(default=None, description="Root of the default datastore.")
     job_env_mode: Literal["inherit", "isolated"] = Field(
         default="inherit", description="How jobs get Python: the server's interpreter, or a uv venv per environment.")
+    webhook_backoff_s: float = Field(default=1.0, gt=0, le=3600,
+                                     description="Seconds before a webhook delivery's first retry, doubled each retry.")
+    webhook_max_attempts: int = Field(default=6, ge=1, le=50,
+                                      description="Attempts to deliver one event to one webhook before giving up.")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=300,
+                                     description="Seconds a webhook receiver has to answer one delivery.")
 
     @classmethod
     def settings_customise_sources(

@@ -23,8 +23,9 @@ from mlyard.server.mlflow import artifacts as mlflow_artifacts
 from mlyard.server.mlflow import logged_models as mlflow_logged_models
 from mlyard.server.mlflow import registry as mlflow_registry
 from mlyard.server.mlflow import tracking as mlflow_tracking
+from mlyard.server.mlflow import webhooks as mlflow_webhooks
 from mlyard.server.models import ErrorResponse
-from mlyard.server.routers import batch_endpoints, datastores, endpoints, jobs, system, triggers
+from mlyard.server.routers import batch_endpoints, datastores, endpoints, jobs, system, triggers, webhooks
 from mlyard.server.routers.assets import SEGMENTS, asset_router
 from mlyard.server.services import Services
 from mlyard.serving.metrics import ServingMetrics
@@ -56,6 +57,7 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
         try:
             app.state.services = Services.open(settings)
             app.state.services.jobs.start()
+            app.state.services.webhook_dispatcher.start()
             app.state.services.trigger_engine.start()
             app.state.services.endpoints.supervisor.on_restart = serving_metrics.restarted
             # every stored deployment comes back, in the background: the API answers meanwhile
@@ -86,11 +88,13 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
     for mlflow_router in (mlflow_tracking.router, mlflow_registry.router, mlflow_logged_models.router):
         app.include_router(mlflow_router)
     app.include_router(mlflow_artifacts.router)
+    app.include_router(mlflow_webhooks.router)
     app.include_router(system.router)
     app.include_router(datastores.router)
     app.include_router(jobs.router)
     app.include_router(endpoints.router)
     app.include_router(batch_endpoints.router)
+    app.include_router(webhooks.router)
     app.include_router(triggers.router)
     for kind in SEGMENTS:
         app.include_router(asset_router(kind))

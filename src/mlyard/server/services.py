@@ -9,7 +9,10 @@ from sqlalchemy import update
 from mlyard.assets.registry import Registry
 from mlyard.assets.service import AssetService
 from mlyard.auth.tokens import TokenVerifier, hash_token, issue_token
+from mlyard.automation.delivery import Sender
+from mlyard.automation.dispatcher import RegistryReader, WebhookDispatcher
 from mlyard.automation.triggers import TriggerEngine, TriggerService
+from mlyard.automation.webhooks import WebhookService
 from mlyard.core.settings import DEFAULT_DATASTORE, ServerSettings
 from mlyard.jobs.runner import JobRunner, server_url
 from mlyard.serving.endpoints import EndpointService
@@ -60,6 +63,8 @@ class Services:
     logged_models: LoggedModels
     jobs: JobRunner
     endpoints: EndpointService
+    webhooks: WebhookService
+    webhook_dispatcher: WebhookDispatcher
     triggers: TriggerService
     trigger_engine: TriggerEngine
 
@@ -80,6 +85,8 @@ class Services:
                          state_dir=settings.state_dir,
                          server_url=server_url(settings.host, settings.port),
                          default_env_mode=settings.job_env_mode)
+        sender = Sender(timeout_s=settings.webhook_timeout_s, backoff_s=settings.webhook_backoff_s,
+                        max_attempts=settings.webhook_max_attempts)
         return cls(
             settings=settings,
             db=db,
@@ -97,11 +104,15 @@ class Services:
             jobs=jobs,
             endpoints=EndpointService(db, assets, datastores, Supervisor(settings.state_dir), envs=jobs.envs,
                                       env_mode=settings.job_env_mode),
+            webhooks=WebhookService(db, sender),
+            webhook_dispatcher=WebhookDispatcher(db, sender, RegistryReader(Registry(db, assets, blobs, datastores))),
             triggers=TriggerService(db),
             trigger_engine=TriggerEngine(db, jobs),
         )
 
     def close(self) -> None:
+        self.webhook_dispatcher.stop()
+        self.webhooks.close()
         self.trigger_engine.stop()  # first: no job is handed to a runner that is stopping
         self.endpoints.supervisor.close()
         self.jobs.stop()
