@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                 "Triggers: create a job when an event matches (a new model version, a monitor alert)."),
     "webhook": ("mlyard.cli.webhooks", "webhook",
                 "Webhooks: signed HTTP POSTs of events to a URL; test them, read their delivery log."),
+    "events": ("mlyard.cli.events", "events", "The event log: list, filter, follow live (--follow); event types."),
     "validate": ("mlyard.cli.validate", "validate", "Check an Azure ML YAML file without creating anything."),
 }
 

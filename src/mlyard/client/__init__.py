@@ -15,6 +15,7 @@ from mlyard.client.assets import AssetOperations
 from mlyard.client.batch_endpoints import BatchDeploymentOperations, BatchEndpointOperations
 from mlyard.client.datastores import DatastoreOperations
 from mlyard.client.endpoints import OnlineDeploymentOperations, OnlineEndpointOperations
+from mlyard.client.events import EventOperations
 from mlyard.client.http import Transport
 from mlyard.client.jobs import JobOperations
 from mlyard.client.triggers import TriggerOperations
@@ -40,6 +41,7 @@ class MlyardClient:
         self.online_deployments = OnlineDeploymentOperations(self.transport, default_datastore)
         self.batch_endpoints = BatchEndpointOperations(self.transport, default_datastore)
         self.batch_deployments = BatchDeploymentOperations(self.transport, default_datastore)
+        self.events = EventOperations(self.transport)
         self.webhooks = WebhookOperations(self.transport)
         self.triggers = TriggerOperations(self.transport, default_datastore)
 

@@ -25,7 +25,7 @@ from mlyard.server.mlflow import registry as mlflow_registry
 from mlyard.server.mlflow import tracking as mlflow_tracking
 from mlyard.server.mlflow import webhooks as mlflow_webhooks
 from mlyard.server.models import ErrorResponse
-from mlyard.server.routers import batch_endpoints, datastores, endpoints, jobs, system, triggers, webhooks
+from mlyard.server.routers import batch_endpoints, datastores, endpoints, events, jobs, system, triggers, webhooks
 from mlyard.server.routers.assets import SEGMENTS, asset_router
 from mlyard.server.services import Services
 from mlyard.serving.metrics import ServingMetrics
@@ -81,6 +81,9 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
         responses=_ERRORS,  # type: ignore[arg-type]
     )
     app.state.metrics_registry = CollectorRegistry()
+    # set when a signal asks the server to stop (run.py), before open connections are drained: long-lived
+    # responses (the event stream) end then, instead of holding the shutdown up
+    app.state.stopping = threading.Event()
     serving_metrics = ServingMetrics(app.state.metrics_registry)
     install_error_handlers(app)
     # The MLflow client calls /api/2.0/mlflow (its UI's /ajax-api/2.0/mlflow is rewritten to it). Routes are
@@ -94,6 +97,7 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
     app.include_router(jobs.router)
     app.include_router(endpoints.router)
     app.include_router(batch_endpoints.router)
+    app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(triggers.router)
     for kind in SEGMENTS:

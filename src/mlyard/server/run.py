@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
+from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
+from uvicorn.config import STARTUP_FAILURE
 
 from mlyard.core.errors import InvalidRequestError
 from mlyard.core.settings import ServerSettings
@@ -28,6 +32,17 @@ def check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, telling the app when a signal asks it to stop: it then drains open connections, and a live
+    event stream would otherwise keep its connection open for the whole grace period."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        app = self.config.app
+        if isinstance(app, FastAPI):
+            app.state.stopping.set()
+
+
 def serve(settings: ServerSettings) -> None:
     """Serve until SIGTERM or SIGINT; in-flight requests get up to 10 s to finish.
 
@@ -43,13 +58,19 @@ def serve(settings: ServerSettings) -> None:
         # httpx logs every request at INFO: each scoring request forwarded to a worker would be a line
         logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("mlyard.server").info("workspace lock held: %s", lock.info.describe())
-        uvicorn.run(
+        server = _Server(uvicorn.Config(
             create_app(settings, workspace_lock=lock),
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level.lower(),
             timeout_graceful_shutdown=10,
             access_log=False,
-        )
+        ))
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass
+        if not server.started:  # what uvicorn.run does: a failed start-up is exit status 3
+            sys.exit(STARTUP_FAILURE)
     finally:
         lock.release()

@@ -9,6 +9,7 @@ from sqlalchemy import update
 from mlyard.assets.registry import Registry
 from mlyard.assets.service import AssetService
 from mlyard.auth.tokens import TokenVerifier, hash_token, issue_token
+from mlyard.automation.events import EventService
 from mlyard.automation.delivery import Sender
 from mlyard.automation.dispatcher import RegistryReader, WebhookDispatcher
 from mlyard.automation.triggers import TriggerEngine, TriggerService
@@ -63,6 +64,7 @@ class Services:
     logged_models: LoggedModels
     jobs: JobRunner
     endpoints: EndpointService
+    events: EventService
     webhooks: WebhookService
     webhook_dispatcher: WebhookDispatcher
     triggers: TriggerService
@@ -104,6 +106,7 @@ class Services:
             jobs=jobs,
             endpoints=EndpointService(db, assets, datastores, Supervisor(settings.state_dir), envs=jobs.envs,
                                       env_mode=settings.job_env_mode),
+            events=EventService(db),
             webhooks=WebhookService(db, sender),
             webhook_dispatcher=WebhookDispatcher(db, sender, RegistryReader(Registry(db, assets, blobs, datastores))),
             triggers=TriggerService(db),
@@ -114,6 +117,7 @@ class Services:
         self.webhook_dispatcher.stop()
         self.webhooks.close()
         self.trigger_engine.stop()  # first: no job is handed to a runner that is stopping
+        self.events.close()
         self.endpoints.supervisor.close()
         self.jobs.stop()
         self.db.dispose()

@@ -90,10 +90,11 @@ def append_event(session: Session, type: str, subject: str, actor: str, /, **pay
 
 
 def read_events(session: Session, *, after: int = 0, types: Sequence[str] | None = None,
-                subject: str | None = None, limit: int = 100) -> list[Event]:
+                subject: str | None = None, limit: int = 100, newest: bool = False) -> list[Event]:
     """Events with id greater than ``after``, oldest first.
 
     Args:
+        newest: the newest ``limit`` of them (still oldest first) rather than the oldest: a log's tail.
         types: only these types; an entry ending in ``.*`` matches an entity's every action (``job.*``).
         subject: only events whose subject is this, or starts with it followed by ``:``, ``@`` or ``/``.
     """
@@ -106,6 +107,8 @@ def read_events(session: Session, *, after: int = 0, types: Sequence[str] | None
     if subject:  # a model's name matches its versions (name:3) and aliases (name@prod), an endpoint its deployments
         query = query.where(or_(Event.subject == subject,
                                 *(Event.subject.startswith(subject + sep, autoescape=True) for sep in ":@/")))
+    if newest:
+        return list(reversed(session.scalars(query.order_by(Event.id.desc()).limit(limit)).all()))
     return list(session.scalars(query.order_by(Event.id).limit(limit)))
 
 
