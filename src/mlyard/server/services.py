@@ -9,9 +9,9 @@ from sqlalchemy import update
 from mlyard.assets.registry import Registry
 from mlyard.assets.service import AssetService
 from mlyard.auth.tokens import TokenVerifier, hash_token, issue_token
-from mlyard.automation.events import EventService
 from mlyard.automation.delivery import Sender
 from mlyard.automation.dispatcher import RegistryReader, WebhookDispatcher
+from mlyard.automation.events import EventService
 from mlyard.automation.triggers import TriggerEngine, TriggerService
 from mlyard.automation.webhooks import WebhookService
 from mlyard.core.settings import DEFAULT_DATASTORE, ServerSettings
