@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "webhook": ("mlyard.cli.webhooks", "webhook",
                 "Webhooks: signed HTTP POSTs of events to a URL; test them, read their delivery log."),
     "events": ("mlyard.cli.events", "events", "The event log: list, filter, follow live (--follow); event types."),
+    "schedule": ("mlyard.cli.schedules", "schedule",
+                 "Schedules: run a job on a cron or recurrence trigger; enable, disable, show next firings."),
     "validate": ("mlyard.cli.validate", "validate", "Check an Azure ML YAML file without creating anything."),
 }
 

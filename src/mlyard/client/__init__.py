@@ -18,6 +18,7 @@ from mlyard.client.endpoints import OnlineDeploymentOperations, OnlineEndpointOp
 from mlyard.client.events import EventOperations
 from mlyard.client.http import Transport
 from mlyard.client.jobs import JobOperations
+from mlyard.client.schedules import ScheduleOperations
 from mlyard.client.triggers import TriggerOperations
 from mlyard.client.webhooks import WebhookOperations
 from mlyard.core.errors import InvalidRequestError
@@ -40,6 +41,7 @@ class MlyardClient:
         self.online_endpoints = OnlineEndpointOperations(self.transport)
         self.online_deployments = OnlineDeploymentOperations(self.transport, default_datastore)
         self.batch_endpoints = BatchEndpointOperations(self.transport, default_datastore)
+        self.schedules = ScheduleOperations(self.transport, default_datastore)
         self.batch_deployments = BatchDeploymentOperations(self.transport, default_datastore)
         self.events = EventOperations(self.transport)
         self.webhooks = WebhookOperations(self.transport)

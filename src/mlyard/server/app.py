@@ -25,7 +25,17 @@ from mlyard.server.mlflow import registry as mlflow_registry
 from mlyard.server.mlflow import tracking as mlflow_tracking
 from mlyard.server.mlflow import webhooks as mlflow_webhooks
 from mlyard.server.models import ErrorResponse
-from mlyard.server.routers import batch_endpoints, datastores, endpoints, events, jobs, system, triggers, webhooks
+from mlyard.server.routers import (
+    batch_endpoints,
+    datastores,
+    endpoints,
+    events,
+    jobs,
+    schedules,
+    system,
+    triggers,
+    webhooks,
+)
 from mlyard.server.routers.assets import SEGMENTS, asset_router
 from mlyard.server.services import Services
 from mlyard.serving.metrics import ServingMetrics
@@ -57,6 +67,7 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
         try:
             app.state.services = Services.open(settings)
             app.state.services.jobs.start()
+            app.state.services.scheduler.start()  # after the runner: catch-ups submit jobs
             app.state.services.webhook_dispatcher.start()
             app.state.services.trigger_engine.start()
             app.state.services.endpoints.supervisor.on_restart = serving_metrics.restarted
@@ -100,6 +111,7 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
     app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(triggers.router)
+    app.include_router(schedules.router)
     for kind in SEGMENTS:
         app.include_router(asset_router(kind))
     app.add_middleware(StrictInputMiddleware)  # inside authentication: nothing is read for a refused client

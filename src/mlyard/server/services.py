@@ -11,6 +11,8 @@ from mlyard.assets.service import AssetService
 from mlyard.auth.tokens import TokenVerifier, hash_token, issue_token
 from mlyard.automation.delivery import Sender
 from mlyard.automation.dispatcher import RegistryReader, WebhookDispatcher
+from mlyard.automation.scheduler import Scheduler
+from mlyard.automation.schedules import ScheduleService
 from mlyard.automation.events import EventService
 from mlyard.automation.triggers import TriggerEngine, TriggerService
 from mlyard.automation.webhooks import WebhookService
@@ -69,6 +71,8 @@ class Services:
     webhook_dispatcher: WebhookDispatcher
     triggers: TriggerService
     trigger_engine: TriggerEngine
+    schedules: ScheduleService
+    scheduler: Scheduler
 
     @classmethod
     def open(cls, settings: ServerSettings) -> Services:
@@ -89,6 +93,7 @@ class Services:
                          default_env_mode=settings.job_env_mode)
         sender = Sender(timeout_s=settings.webhook_timeout_s, backoff_s=settings.webhook_backoff_s,
                         max_attempts=settings.webhook_max_attempts)
+        scheduler = Scheduler(db, jobs)
         return cls(
             settings=settings,
             db=db,
@@ -111,12 +116,15 @@ class Services:
             webhook_dispatcher=WebhookDispatcher(db, sender, RegistryReader(Registry(db, assets, blobs, datastores))),
             triggers=TriggerService(db),
             trigger_engine=TriggerEngine(db, jobs),
+            schedules=ScheduleService(db, on_change=scheduler.wake),
+            scheduler=scheduler,
         )
 
     def close(self) -> None:
         self.webhook_dispatcher.stop()
         self.webhooks.close()
         self.trigger_engine.stop()  # first: no job is handed to a runner that is stopping
+        self.scheduler.stop()
         self.events.close()
         self.endpoints.supervisor.close()
         self.jobs.stop()

@@ -58,7 +58,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     _kind("online-deployment", OnlineDeployment, "online deployment", "mlyard online-deployment create"),
     _kind("batch-endpoint", BatchEndpoint, "batch endpoint", "mlyard batch-endpoint create"),
     _kind("batch-deployment", BatchDeployment, "batch deployment", "mlyard batch-deployment create"),
-    _kind("schedule", Schedule, "schedule"),
+    _kind("schedule", Schedule, "schedule", "mlyard schedule create"),
     Kind("monitor", MonitorDefinition, "monitor", None, "az ml schedule create", named=False),
     _kind("compute", Compute, "compute", "mlyard compute create"),
     _kind("datastore", Datastore, "datastore"),

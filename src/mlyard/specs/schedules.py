@@ -3,10 +3,16 @@
 Both spellings of the conflicting keys are accepted (``time_zone``/``timezone``,
 ``schedule``/``pattern``); the SDK's names are kept. A ``create_job`` that names a local job file
 is loaded and carried inline, with the object form's keys overriding the file's.
+
+Cron expressions follow Azure's NCrontab rules: five fields (``MINUTE HOUR DAY MONTH WEEKDAY``; a
+sixth, seconds field is refused), the day-of-month and month fields are treated as ``*`` (with a
+warning when they say something else), and the weekday is 0-6 with 0 = Sunday, or a name.
+``time_zone`` takes Windows zone names (mapped to IANA, ``specs/timezones.py``) or IANA names.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,6 +26,7 @@ from mlyard.specs.components import is_file_reference
 from mlyard.specs.monitors import MonitorDefinition
 from mlyard.specs.paths import resolve_local_path
 from mlyard.specs.source import read_yaml_file
+from mlyard.specs.timezones import UnknownTimeZoneError, iana_name
 
 WEEK_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -44,6 +51,15 @@ class TriggerBase(SpecModel):
     end_time: IsoTime | None = None
     time_zone: Text = Field(default="UTC", validation_alias=AliasChoices("time_zone", "timezone"))
 
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            iana_name(value)
+        except UnknownTimeZoneError as exc:
+            raise spec_error(str(exc)) from None
+        return value.strip()
+
     @model_validator(mode="after")
     def _ordered(self) -> TriggerBase:
         if self.start_time and self.end_time:
@@ -53,18 +69,53 @@ class TriggerBase(SpecModel):
         return self
 
 
+CRON_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
+_CRON_PLACES = ("{} * * * *", "* {} * * *", "* * {} * *", "* * * {} *", "* * * * {}")
+
+
+def _weekday_numbers(field: str) -> list[int]:
+    """The numbers of a weekday field, leaving out step sizes (``*/2``)."""
+    return [int(n) for part in field.split(",") for n in re.findall(r"\d+", part.split("/")[0])]
+
+
+def check_cron(value: str, warnings: list[str] | None = None, where: str = "trigger.expression") -> str:
+    """Check a cron expression against Azure's NCrontab rules; returns it with single spaces.
+
+    Raises:
+        PydanticCustomError: (``spec_error``) naming the field of the expression that is wrong.
+    """
+    fields = value.split()
+    if len(fields) != 5:
+        extra = " (NCrontab has no seconds or years field)" if len(fields) > 5 else ""
+        raise spec_error(f"{show(value)} has {len(fields)} field{'s' if len(fields) != 1 else ''}; a cron expression "
+                         f"has 5: MINUTE HOUR DAY MONTH WEEKDAY{extra}, for example '0 3 * * *'")
+    for i, (field, place) in enumerate(zip(fields, _CRON_PLACES, strict=True)):
+        if not croniter.is_valid(place.format(field)):
+            raise spec_error(f"the {CRON_FIELDS[i]} field {field!r} of cron expression {show(value)} is not valid "
+                             "(numbers, ranges a-b, lists a,b, steps */n or *)")
+    if any(n > 6 for n in _weekday_numbers(fields[4])):
+        raise spec_error(f"the day-of-week field {fields[4]!r} of cron expression {show(value)} is out of range: "
+                         "days are 0-6 with 0 = Sunday (or names: sun, mon, ... sat)")
+    if not croniter.is_valid(value):
+        raise spec_error(f"{show(value)} is not a valid cron expression (MINUTE HOUR DAY MONTH WEEKDAY)")
+    ignored = [f"{CRON_FIELDS[i]} {fields[i]!r}" for i in (2, 3) if fields[i] != "*"]
+    if ignored and warnings is not None:
+        verb = "are" if len(ignored) > 1 else "is"
+        warnings.append(f"{where}: the {' and '.join(ignored)} of cron expression {value!r} {verb} treated as '*' "
+                        "(Azure's NCrontab schedules ignore day-of-month and month); use a recurrence trigger "
+                        "with month_days, or the weekday field")
+    return " ".join(fields)
+
+
 class CronTrigger(TriggerBase):
     type: Literal["cron"]
     expression: Text
 
     @field_validator("expression")
     @classmethod
-    def _five_fields(cls, value: str) -> str:
-        fields = value.split()
-        if len(fields) != 5 or not croniter.is_valid(value):
-            raise spec_error(f"{show(value)} is not a 5-field cron expression (MINUTE HOUR DAY MONTH WEEKDAY), "
-                             "for example '0 3 * * *'")
-        return value
+    def _ncrontab(cls, value: str, info: ValidationInfo) -> str:
+        ctx = load_context(info)
+        return check_cron(value, ctx.warnings, f"{ctx.source}: trigger.expression")
 
 
 def _int_list(value: Any) -> Any:
