@@ -17,9 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
+from mlyard.automation.delivery import Sender
+from mlyard.automation.dispatcher import WebhookDispatcher
 from mlyard.automation.signatures import verify_signature
+from mlyard.automation.webhooks import WebhookService, pending_count
 from mlyard.client import MlyardClient
 from mlyard.core.errors import InvalidRequestError, NotFoundError
+from mlyard.store.db import Database
+from mlyard.store.events import append_event
 from tests.support.receiver import Receiver
 from tests.support.server import ServerProcess, free_port, run_cli
 
@@ -265,3 +270,37 @@ def test_the_api_refuses_unknown_fields(server: ServerProcess) -> None:
     r = httpx.post(f"{server.url}/api/v1/webhooks", headers=server.headers(),
                    json={"name": "x", "url": "http://a/", "events": ["*"], "colour": "red"})
     assert r.status_code == 400 and "colour" in r.json()["error"]["message"]
+
+
+class _NoRegistry:
+    def model(self, name: str) -> None:
+        return None
+
+    def version(self, name: str, version: str) -> None:
+        return None
+
+
+def test_two_servers_on_one_store_deliver_each_event_once(db: Database) -> None:
+    """Two dispatchers (as two servers on one PostgreSQL store would run) share the work, never a delivery."""
+    senders = [Sender(timeout_s=5, backoff_s=0.05, max_attempts=3) for _ in range(2)]
+    dispatchers = [WebhookDispatcher(db, sender, _NoRegistry()) for sender in senders]
+    with Receiver() as receiver:
+        hook = WebhookService(db, senders[0]).create(name="two", url=receiver.url("/two"), events=["model.*"],
+                                                     secret=SECRET, actor="test")
+        for dispatcher in dispatchers:
+            dispatcher.start()
+        try:
+            for first in range(0, 300, 10):
+                db.run_in_transaction(lambda s, first=first: [
+                    append_event(s, "model.version_created", f"m:{i}", "test") for i in range(first, first + 10)])
+            got = receiver.wait_for("/two", lambda rs: len(rs) >= 300)
+            while pending_count(db, hook.id):
+                time.sleep(0.02)
+        finally:
+            for dispatcher in dispatchers:
+                dispatcher.stop()
+            for sender in senders:
+                sender.close()
+    subjects = [_body(r)["subject"] for r in receiver.on("/two")]
+    assert sorted(subjects, key=lambda x: int(x[2:])) == [f"m:{i}" for i in range(300)]  # each once
+    assert len({r.header("X-Mlyard-Delivery") for r in got}) == 300

@@ -12,16 +12,22 @@ Two steps, each its own transaction, so that nothing is lost across a restart:
    order they happened. A failed attempt becomes a new ``pending`` row due after the back-off; until
    it succeeds or is given up, later events for that webhook wait behind it.
 
-Results are written in small batches (at most 20 attempts or a quarter of a second): a server killed
-in between sends those attempts again on start, with the same delivery id. Delivery is at least once.
+A worker claims up to 20 due attempts at a time by moving their due time a minute ahead (a lease, in
+one conditional update: another server's worker skips what it did not claim, and waits behind it, so a
+webhook is served by one server at a time), sends them, then writes their results and gives back the
+ones it did not make (after a failure, or when the server stops). A server killed in the middle leaves
+its claimed attempts pending: they are sent again, with the same delivery id, when the lease runs
+out. Delivery is at least once; receivers drop duplicates by delivery id.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from itertools import takewhile
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -42,9 +48,8 @@ log = logging.getLogger("mlyard.webhooks")
 POLL_S = 1.0  # for events written by another server on the same store
 BUSY_POLL_S = 0.05  # while workers run: to restart one as soon as more is due
 READ_BATCH = 500
-SEND_BATCH = 100
-FLUSH_EVERY = 20
-FLUSH_S = 0.25
+CLAIM = 20  # attempts a worker claims, sends, then records in one transaction
+LEASE_MS = 60_000  # how long claimed attempts are left to the dispatcher that claimed them
 
 
 class RegistryReader:
@@ -82,6 +87,7 @@ class WebhookDispatcher:
         self._dirty: set[str] = set()  # more was enqueued for a busy webhook
         self._blocked: dict[str, int] = {}  # webhook -> when its first pending attempt is due (ms)
         self._pool: ThreadPoolExecutor | None = None
+        self._salt = random.randrange(1000)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -201,38 +207,61 @@ class WebhookDispatcher:
                 self._busy.discard(hook)
 
     def _deliver_batch(self, hook: str) -> bool:
-        """Send the webhook's due attempts in event order; True when a full batch went out (more may wait)."""
+        """Claim and send the webhook's next due attempts in event order; True when more may be due."""
+        now = _now_ms()
         with self._db.session() as s:
             row = s.get(WebhookRow, hook)
             if row is None or row.status != "ACTIVE":
                 return False
             attempts = list(s.scalars(select(WebhookDeliveryRow)
                                       .where(WebhookDeliveryRow.webhook == hook, WebhookDeliveryRow.state == "pending")
-                                      .order_by(WebhookDeliveryRow.event, WebhookDeliveryRow.id).limit(SEND_BATCH)))
-            ids = {a.event for a in attempts if a.event is not None}
+                                      .order_by(WebhookDeliveryRow.event, WebhookDeliveryRow.id).limit(CLAIM)))
+        if not attempts:
+            return False
+        due = list(takewhile(lambda a: (a.next_attempt_at or 0) <= now, attempts))
+        if not due:  # a retry (or another server's claim) holds the line: later events wait behind it
+            self._block(hook, attempts[0].next_attempt_at or now)
+            return False
+        ours = self._claim(due, now)
+        if not ours:
+            self._block(hook, now + int(POLL_S * 1000))
+            return False
+        with self._db.session() as s:
+            ids = {a.event for a in ours if a.event is not None}
             events = {e.id: e for e in s.scalars(select(Event).where(Event.id.in_(ids)))} if ids else {}
         done: list[tuple[WebhookDeliveryRow, Outcome, int, int | None]] = []
-        flushed = time.monotonic()
-        for attempt in attempts:
-            now = int(time.time() * 1000)
-            if (attempt.next_attempt_at or 0) > now:
-                self._block(hook, attempt.next_attempt_at or now)
-                break
+        for attempt in ours:
+            at = _now_ms()
             outcome = self._attempt(row, attempt, events.get(attempt.event or -1))
             retry_at = None
             if outcome.state == "failed":
-                retry_at = now + int(self._sender.retry_delay(attempt.attempt) * 1000)
+                retry_at = at + int(self._sender.retry_delay(attempt.attempt) * 1000)
                 self._block(hook, retry_at)
-            done.append((attempt, outcome, now, retry_at))
+            done.append((attempt, outcome, at, retry_at))
             if retry_at is not None or self._stopping.is_set():
                 break
-            if len(done) >= FLUSH_EVERY or time.monotonic() - flushed > FLUSH_S:
-                self._record(hook, done)
-                done, flushed = [], time.monotonic()
-        self._record(hook, done)
+        self._record(hook, done, ours[len(done):])
         with self._lock:
             blocked = hook in self._blocked
-        return not blocked and len(attempts) == SEND_BATCH
+        return not blocked and len(attempts) == CLAIM
+
+    def _claim(self, due: list[WebhookDeliveryRow], now: int) -> list[WebhookDeliveryRow]:
+        """Take ``due`` for this dispatcher by moving them past a lease; those another server took are left out."""
+        lease = now + LEASE_MS + self._salt  # the salt makes the lease's instant this dispatcher's own
+        ids = [a.id for a in due]
+        condition = (WebhookDeliveryRow.id.in_(ids), WebhookDeliveryRow.state == "pending",
+                     func.coalesce(WebhookDeliveryRow.next_attempt_at, 0) <= now)
+        def write(s: Session) -> int:
+            result = s.execute(update(WebhookDeliveryRow).where(*condition).values(next_attempt_at=lease))
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+        claimed = self._db.run_in_transaction(write)
+        if claimed == len(due):
+            return due
+        with self._db.session() as s:
+            mine = set(s.scalars(select(WebhookDeliveryRow.id).where(WebhookDeliveryRow.id.in_(ids),
+                                                                     WebhookDeliveryRow.next_attempt_at == lease)))
+        return [a for a in due if a.id in mine]
 
     def _block(self, hook: str, until: int) -> None:
         with self._lock:
@@ -258,13 +287,19 @@ class WebhookDispatcher:
                         outcome.error)
         return outcome
 
-    def _record(self, hook: str, done: list[tuple[WebhookDeliveryRow, Outcome, int, int | None]]) -> None:
-        if not done:
+    def _record(self, hook: str, done: list[tuple[WebhookDeliveryRow, Outcome, int, int | None]],
+                unsent: list[WebhookDeliveryRow]) -> None:
+        """Write each attempt's result (and its retry); give back the claimed attempts not made."""
+        if not done and not unsent:
             return
 
         def write(s: Session) -> None:
             if s.get(WebhookRow, hook) is None:  # deleted meanwhile: its log went with it
                 return
+            for attempt in unsent:  # their due time again: they go next, after a retry if there is one
+                s.execute(update(WebhookDeliveryRow)
+                          .where(WebhookDeliveryRow.id == attempt.id, WebhookDeliveryRow.state == "pending")
+                          .values(next_attempt_at=attempt.next_attempt_at))
             for attempt, outcome, at, retry_at in done:
                 s.execute(update(WebhookDeliveryRow)
                           .where(WebhookDeliveryRow.id == attempt.id, WebhookDeliveryRow.state == "pending")
@@ -276,3 +311,7 @@ class WebhookDispatcher:
                                              created_at=at))
 
         self._db.run_in_transaction(write)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
