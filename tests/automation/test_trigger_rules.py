@@ -80,6 +80,8 @@ def test_a_file_without_schema_is_told_apart_by_its_event_and_create_job(tmp_pat
     (("PT6H", "P1Q"), 6, "cool_down", ("duration",)),
     (("event.payload.version", "event.version"), 9, "inputs.model_version", ("names no field", "event.payload")),
     (("event.payload.version", "inputs.version"), 9, "inputs.model_version", ("not an event field",)),
+    (("${{event.payload.version}}", "v${{event.payload.version"), 9, "inputs.model_version", ("does not close",)),
+    (("PT6H", "true"), 6, "cool_down", ("ISO-8601 duration",)),
     (("  model_version:", "  model_versoin:"), 9, "inputs.model_versoin", ("declares no input", "model_version")),
     (("name: eval-on-new-version", "name: eval on new version"), 2, "name", ("not a valid trigger name",)),
 ])

@@ -117,7 +117,7 @@ class TriggerService:
         if isinstance(create_job, str):
             create_job = _deep_merge(self._existing_job(create_job.removeprefix("azureml:")), overrides)
         try:
-            job = load_spec_dict(create_job, "job", source="create_job").to_dict()
+            job = load_spec_dict(create_job, "job", source="trigger").to_dict()
         except InvalidSpecError as exc:
             raise InvalidSpecError(issues=[SpecIssue(message=i.message, file=i.file,
                                                      field=f"create_job.{i.field}" if i.field else "create_job")
@@ -129,6 +129,9 @@ class TriggerService:
         return job
 
     def _existing_job(self, name: str) -> dict[str, Any]:
+        if not name.strip():
+            raise InvalidSpecError(issues=[SpecIssue(message="'azureml:' names no job; write azureml:<job name>",
+                                                     field="create_job", file="trigger")])
         with self._db.session() as s:
             row = s.get(Job, name)
             if row is None or row.parent is not None:

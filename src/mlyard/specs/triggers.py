@@ -83,6 +83,8 @@ class EventRule(SpecModel):
 
 
 def _cool_down(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise spec_error(f"expected an ISO-8601 duration such as PT6H or P1D; got {show(value)}")
     if isinstance(value, str) and not value.strip().upper().startswith("P"):
         raise spec_error(f"expected an ISO-8601 duration such as PT6H or P1D; got {show(value)}")
     return value
@@ -97,6 +99,14 @@ def expressions(value: Any) -> list[str]:
     if isinstance(value, list):
         return [p for v in value for p in expressions(v)]
     return []
+
+
+def unclosed_expression(value: Any) -> str | None:
+    """A string in ``value`` with a ``${{`` that does not close, or None."""
+    if isinstance(value, str):
+        return value if "${{" in EXPRESSION.sub("", value) else None
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return next((found for v in items if (found := unclosed_expression(v)) is not None), None)
 
 
 def expression_problem(path: str) -> str | None:
@@ -144,6 +154,10 @@ class EventTrigger(Documented):
     @classmethod
     def _event_expressions(cls, value: dict[str, Any]) -> dict[str, Any]:
         for key, item in value.items():
+            unclosed = unclosed_expression(item)
+            if unclosed is not None:
+                raise spec_error(f"{show(unclosed)} opens an expression with ${{{{ and does not close it with }}}}",
+                                 key)
             for path in expressions(item):
                 problem = expression_problem(path)
                 if problem is not None:
