@@ -11,9 +11,9 @@ from mlyard.assets.service import AssetService
 from mlyard.auth.tokens import TokenVerifier, hash_token, issue_token
 from mlyard.automation.delivery import Sender
 from mlyard.automation.dispatcher import RegistryReader, WebhookDispatcher
+from mlyard.automation.events import EventService
 from mlyard.automation.scheduler import Scheduler
 from mlyard.automation.schedules import ScheduleService
-from mlyard.automation.events import EventService
 from mlyard.automation.triggers import TriggerEngine, TriggerService
 from mlyard.automation.webhooks import WebhookService
 from mlyard.core.settings import DEFAULT_DATASTORE, ServerSettings
