@@ -209,6 +209,13 @@ def test_bad_filters_are_a_clear_400(server: ServerProcess, params: dict[str, st
         assert field in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("header", ["x", "-1", "\u00b2", "9" * 5000])
+def test_a_bad_last_event_id_is_a_clear_400(server: ServerProcess, header: str) -> None:
+    response = httpx.get(f"{server.url}/api/v1/events/stream",
+                         headers={**server.headers(), "Last-Event-ID": header.encode()})
+    assert response.status_code == 400 and "Last-Event-ID" in response.json()["error"]["message"]
+
+
 def test_types_lists_the_catalogue(client: MlyardClient) -> None:
     types = {t["type"]: t["description"] for t in client.events.types()}
     assert "job.status_changed" in types and "online_endpoint.traffic_changed" in types
@@ -293,6 +300,29 @@ def test_sdk_stream_yields_what_happens(client: MlyardClient, tmp_path: Path) ->
     thread.join(WAIT_S)
 
 
+def test_sdk_stream_resumes_across_a_server_restart(fresh_server: ServerProcess, tmp_path: Path) -> None:
+    client = MlyardClient(fresh_server.url, fresh_server.token)
+    got: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    def read() -> None:
+        with MlyardClient(fresh_server.url, fresh_server.token) as own:
+            for event in own.events.stream(types=["data.version_created"], after=0):
+                got.put(event)
+                if event["subject"] == "events-restart:2":
+                    return
+
+    make_data(client, tmp_path, "events-restart", "1")
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    assert got.get(timeout=WAIT_S)["subject"] == "events-restart:1"
+    fresh_server.stop()
+    fresh_server.start()  # the stream ended with the server; the SDK connects again with Last-Event-ID
+    make_data(MlyardClient(fresh_server.url, fresh_server.token), tmp_path, "events-restart", "2")
+    assert got.get(timeout=WAIT_S)["subject"] == "events-restart:2"  # and not events-restart:1 again
+    thread.join(WAIT_S)
+    assert got.empty()
+
+
 def test_stopping_the_server_ends_open_streams(fresh_server: ServerProcess) -> None:
     reader = StreamReader(fresh_server)
     try:
@@ -318,6 +348,8 @@ def test_cli_lists_as_table_and_json(server: ServerProcess, client: MlyardClient
     assert "job.status_changed\t" in types
     bad = run_cli("events", "--type", "job.exploded", env=server.env(), check=False)
     assert bad.returncode == 1 and "events types" in bad.stderr and "Traceback" not in bad.stderr
+    queried = run_cli("events", "--follow", "--query", "[].id", env=server.env(), check=False)
+    assert queried.returncode == 2 and "--query applies to a listing" in queried.stderr
 
 
 def test_cli_follow_prints_the_tail_then_live_events_and_ctrl_c_exits_0(server: ServerProcess,

@@ -27,6 +27,7 @@ from mlyard.store.tracking_schema import Event
 log = logging.getLogger("mlyard.automation")
 
 MAX_PAGE = 1000
+MAX_ID = 2**63 - 1  # the largest cursor any store can compare with
 POLL_S = 1.0  # how often the feed looks for events another server wrote, while streams wait
 
 
@@ -54,8 +55,9 @@ def check_types(types: Sequence[str] | None) -> list[str]:
 
 
 def check_page(after: int, max_results: int) -> None:
-    if after < 0:
-        raise InvalidRequestError(f"after must be an event id (0 or more), not {after}", details={"field": "after"})
+    if not 0 <= after <= MAX_ID:
+        raise InvalidRequestError(f"after must be an event id (0 to {MAX_ID}), not {after}",
+                                  details={"field": "after"})
     if not 1 <= max_results <= MAX_PAGE:
         raise InvalidRequestError(f"max_results must be 1 to {MAX_PAGE}, not {max_results}",
                                   details={"field": "max_results"})

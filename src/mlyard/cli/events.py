@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from mlyard.cli.context import make_client
-from mlyard.cli.output import Column, emit, output_option, plain_table
+from mlyard.cli.output import Column, emit, has_query, output_option, plain_table
 
 F = TypeVar("F", bound=Callable[..., Any])
 SUMMARY_WIDTH = 100
@@ -81,6 +81,9 @@ def _filters(command: F) -> F:
 
 def _run(ctx: click.Context, types: tuple[str, ...], subject: str | None, after: int | None, max_results: int,
          follow: bool, output: str) -> None:
+    if follow and has_query():
+        raise click.UsageError("--query applies to a listing, not to --follow: follow with -o json and filter each "
+                               "line (jq), or list without --follow")
     client = make_client(ctx)
     newest = after is None
     page = client.events.list(types=types, subject=subject, after=after or 0, max_results=max_results,

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from mlyard.automation.events import MAX_PAGE, EventPage, EventService, check_page, check_types
+from mlyard.automation.events import MAX_ID, MAX_PAGE, EventPage, EventService, check_page, check_types
 from mlyard.core.errors import InvalidRequestError
 from mlyard.server.deps import get_services
 from mlyard.server.services import Services
@@ -70,7 +70,7 @@ def _service(services: Services) -> EventService:
 
 @router.get(BASE, response_model=EventList, summary="Events after a cursor, oldest first")
 def list_events(services: Svc, types: Types = None, subject: Subject = None,
-                after: Annotated[int, Query(ge=0, description="An event id: only events after it.")] = 0,
+                after: Annotated[int, Query(ge=0, le=MAX_ID, description="An event id: only events after it.")] = 0,
                 max_results: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
                 newest: Annotated[bool, Query(description="The newest max_results events (a tail), still oldest "
                                                           "first; no next_cursor.")] = False) -> EventList:
@@ -88,9 +88,9 @@ def _cursor(after: int | None, last_event_id: str | None) -> int | None:
     """``Last-Event-ID`` (a reconnecting client) wins over ``after`` (the first connection)."""
     if last_event_id is not None and last_event_id.strip():
         text = last_event_id.strip()
-        if not text.isdigit():
-            raise InvalidRequestError(f"Last-Event-ID {last_event_id!r} is not an event id; send the id: of the "
-                                      "last event received", details={"field": "Last-Event-ID"})
+        if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_ID):
+            raise InvalidRequestError(f"Last-Event-ID {last_event_id[:40]!r} is not an event id; send the id: of "
+                                      "the last event received", details={"field": "Last-Event-ID"})
         return int(text)
     return after
 
@@ -103,7 +103,7 @@ def _frame(row: Event) -> bytes:
 # Not in the OpenAPI document: it cannot describe a stream, and a client that reads it to the end waits forever.
 @router.get(BASE + "/stream", summary="The event log live, as server-sent events", include_in_schema=False)
 async def stream_events(request: Request, services: Svc, types: Types = None, subject: Subject = None,
-                        after: Annotated[int | None, Query(ge=0)] = None,
+                        after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
                         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
                         ) -> StreamingResponse:
     """Events after ``Last-Event-ID`` (or ``after``), then each new one as it is written; without either, only
