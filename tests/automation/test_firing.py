@@ -187,3 +187,10 @@ def test_both_spellings_of_the_pattern_key() -> None:
         "schedule").to_dict()
     b = FiringTimes(spec["trigger"], CREATED)
     assert a.upcoming(utc(2026, 5, 1), 3) == b.upcoming(utc(2026, 5, 1), 3)
+
+
+def test_intervals_and_starts_past_the_range_of_dates_give_no_instant() -> None:
+    assert recurrence("month", 10**9).next_after(utc(2026, 5, 1)) is None
+    assert cron("0 * * * *", start_time="9999-12-31T23:30:00").next_after(utc(2026, 5, 1)) is None
+    with pytest.raises(ValueError, match="too large"):
+        recurrence("minute", 10**15)

@@ -255,3 +255,10 @@ def test_update_changes_the_trigger_and_recomputes_the_next_firing(services: Ser
     assert row.spec["description"] == "noon"
     view = store.show("nightly")
     assert view.next_firings == [utc(2026, 5, d, 12) for d in range(1, 6)]
+
+
+@pytest.mark.parametrize("name", ["a/b", "x" * 256, "-dash-first", "é"])
+def test_names_that_cannot_be_addressed_are_refused(services: Services, name: str) -> None:
+    with pytest.raises(InvalidRequestError, match="schedule name .* is not valid") as err:
+        ScheduleService(services.db).create(schedule(name), "alice")
+    assert err.value.details["field"] == "name"

@@ -169,3 +169,19 @@ def test_bad_input_is_refused_clearly_and_creates_nothing(server: ServerProcess,
     missing = run_cli("schedule", "show", "-n", "nope", env=env, check=False)
     assert missing.returncode == 1 and "schedule 'nope' not found" in missing.stderr
     assert [s["name"] for s in json.loads(run_cli("schedule", "list", "-o", "json", env=env).stdout)] == ["bad"]
+
+
+def test_update_with_set_changes_fields_and_refuses_a_bad_trigger(server: ServerProcess, tmp_path: Path) -> None:
+    env = server.env()
+    file = project(tmp_path / "p", "nightly", soon(3600), frequency="day")
+    run_cli("schedule", "create", "-f", str(file), env=env)
+    run_cli("schedule", "update", "-n", "nightly", "--set", "description=every night at three",
+            "--set", "trigger.schedule.hours=3", "--set", "trigger.schedule.minutes=0",
+            "--set", "trigger.time_zone=W. Europe Standard Time", env=env)
+    shown = show(server, "nightly")
+    assert shown["description"] == "every night at three" and shown["time_zone"] == "W. Europe Standard Time"
+    assert all(at.endswith(("T01:00:00Z", "T02:00:00Z")) for at in shown["next_firings"])  # 03:00 CEST/CET
+    refused = run_cli("schedule", "update", "-n", "nightly", "--set", "trigger.time_zone=Nowhere", env=env,
+                      check=False)
+    assert refused.returncode == 1 and "trigger.time_zone" in refused.stderr
+    assert show(server, "nightly")["time_zone"] == "W. Europe Standard Time"

@@ -68,17 +68,22 @@ class FiringTimes:
         self.trigger = trigger
         self.zone_name = str(trigger.get("time_zone") or "UTC")
         self.zone = zone_of(self.zone_name)
-        start = trigger.get("start_time")
-        self.start = parse_instant(start, self.zone) if start else _floor_s(created_at.astimezone(UTC))
-        end = trigger.get("end_time")
-        self.end = parse_instant(end, self.zone) if end else None
+        start, end = trigger.get("start_time"), trigger.get("end_time")
+        try:
+            self.start = parse_instant(start, self.zone) if start else _floor_s(created_at.astimezone(UTC))
+            self.end = parse_instant(end, self.zone) if end else None
+        except OverflowError:
+            raise ValueError(f"start_time {start!r} or end_time {end!r} is out of the range of dates") from None
         self.kind = trigger.get("type")
         if self.kind == "cron":
             fields = str(trigger["expression"]).split()
             fields[2] = fields[3] = "*"  # NCrontab: day-of-month and month are not supported
             self.expression = " ".join(fields)
         else:
-            self._recurrence = _Recurrence(trigger, self.start, self.zone)
+            try:
+                self._recurrence = _Recurrence(trigger, self.start, self.zone)
+            except OverflowError:
+                raise ValueError(f"interval {trigger.get('interval')!r} is too large") from None
 
     def _local(self, t: datetime) -> datetime:
         return t.astimezone(self.zone).replace(tzinfo=None)
@@ -86,8 +91,14 @@ class FiringTimes:
     # -- the public questions -------------------------------------------------------------------
 
     def next_after(self, t: datetime, *, inclusive: bool = False) -> datetime | None:
-        """The first instant after ``t`` (or at it, with ``inclusive``); None when none is left before the end."""
-        t = t.astimezone(UTC)
+        """The first instant after ``t`` (or at it, with ``inclusive``); None when none is left before the end
+        (or the next would be past the year 9999)."""
+        try:
+            return self._next_after(t.astimezone(UTC), inclusive)
+        except (OverflowError, ValueError):  # an interval or start so large that dates run out
+            return None
+
+    def _next_after(self, t: datetime, inclusive: bool) -> datetime | None:
         floor = max(t, self.start)
         include = inclusive or floor > t
 
@@ -101,7 +112,12 @@ class FiringTimes:
 
     def latest_at_or_before(self, t: datetime) -> datetime | None:
         """The last instant at or before ``t`` (and within start and end), or None."""
-        t = t.astimezone(UTC)
+        try:
+            return self._latest(t.astimezone(UTC))
+        except (OverflowError, ValueError):
+            return None
+
+    def _latest(self, t: datetime) -> datetime | None:
         if self.end is not None:
             t = min(t, self.end)
         if t < self.start:

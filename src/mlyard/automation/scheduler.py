@@ -143,7 +143,11 @@ class Scheduler:
                 ScheduleRow.next_fire_at <= to_ms(now)).order_by(ScheduleRow.next_fire_at)))
         fired = []
         for name in due:
-            claim = self._claim(name, now, catch_up)
+            try:
+                claim = self._claim(name, now, catch_up)
+            except MlyardError as exc:  # this schedule's claim failed (the store refused): the others still fire
+                log.warning("schedule %s: its firing could not be claimed: %s", name, exc.message)
+                continue
             if claim is not None:
                 fired.append(self._complete(claim))
         return fired
