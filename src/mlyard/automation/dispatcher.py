@@ -28,9 +28,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import takewhile
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mlyard.assets.registry import Registry
@@ -46,7 +46,7 @@ from mlyard.store.tracking_schema import Event
 log = logging.getLogger("mlyard.webhooks")
 
 POLL_S = 1.0  # for events written by another server on the same store
-BUSY_POLL_S = 0.05  # while workers run: to restart one as soon as more is due
+WAKE_S = 0.02  # how often the sleeping loop looks whether a worker finished (a flag, not the store)
 READ_BATCH = 500
 CLAIM = 20  # attempts a worker claims, sends, then records in one transaction
 LEASE_MS = 60_000  # how long claimed attempts are left to the dispatcher that claimed them
@@ -88,6 +88,7 @@ class WebhookDispatcher:
         self._blocked: dict[str, int] = {}  # webhook -> when its first pending attempt is due (ms)
         self._pool: ThreadPoolExecutor | None = None
         self._salt = random.randrange(1000)
+        self._worker_done = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -114,7 +115,20 @@ class WebhookDispatcher:
             except Exception:  # a store hiccup must not end delivery for the server's life
                 log.exception("webhook dispatch pass failed; trying again in %s s", POLL_S)
                 timeout = POLL_S
-            seen = signal.wait(seen, timeout)
+            seen = self._sleep(seen, timeout)
+
+    def _sleep(self, seen: int, timeout: float) -> int:
+        """Until an event is logged, a worker finishes, or ``timeout`` passes; returns the signal's generation."""
+        deadline = time.monotonic() + timeout
+        while not self._stopping.is_set() and not self._worker_done.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            now = signal.wait(seen, min(WAKE_S, left))
+            if now != seen:
+                return now
+        self._worker_done.clear()
+        return seen
 
     # -- enqueue ---------------------------------------------------------------------------------
 
@@ -186,8 +200,6 @@ class WebhookDispatcher:
                 self._busy.add(hook)
                 assert self._pool is not None
                 self._pool.submit(self._drain, hook)
-            if self._busy:
-                timeout = min(timeout, BUSY_POLL_S)
         return max(timeout, 0.005)
 
     def _drain(self, hook: str) -> None:
@@ -205,6 +217,7 @@ class WebhookDispatcher:
         finally:
             with self._lock:
                 self._busy.discard(hook)
+            self._worker_done.set()  # the loop looks again: more may be due, or due later
 
     def _deliver_batch(self, hook: str) -> bool:
         """Claim and send the webhook's next due attempts in event order; True when more may be due."""
@@ -293,24 +306,33 @@ class WebhookDispatcher:
         if not done and not unsent:
             return
 
+        results = [{"_id": a.id, "_state": o.state, "_code": o.status_code, "_error": o.error, "_ms": o.duration_ms,
+                    "_at": at} for a, o, at, _ in done]
+        given_back = [{"_id": a.id, "_due": a.next_attempt_at} for a in unsent]
+        retries = [{"webhook": hook, "event": a.event, "delivery_id": a.delivery_id, "attempt": a.attempt + 1,
+                    "state": "pending", "next_attempt_at": retry_at, "created_at": at}
+                   for a, _, at, retry_at in done if retry_at is not None]
+
         def write(s: Session) -> None:
             if s.get(WebhookRow, hook) is None:  # deleted meanwhile: its log went with it
                 return
-            for attempt in unsent:  # their due time again: they go next, after a retry if there is one
-                s.execute(update(WebhookDeliveryRow)
-                          .where(WebhookDeliveryRow.id == attempt.id, WebhookDeliveryRow.state == "pending")
-                          .values(next_attempt_at=attempt.next_attempt_at))
-            for attempt, outcome, at, retry_at in done:
-                s.execute(update(WebhookDeliveryRow)
-                          .where(WebhookDeliveryRow.id == attempt.id, WebhookDeliveryRow.state == "pending")
-                          .values(state=outcome.state, status_code=outcome.status_code, error=outcome.error,
-                                  duration_ms=outcome.duration_ms, next_attempt_at=None, created_at=at))
-                if retry_at is not None:
-                    s.add(WebhookDeliveryRow(webhook=hook, event=attempt.event, delivery_id=attempt.delivery_id,
-                                             attempt=attempt.attempt + 1, state="pending", next_attempt_at=retry_at,
-                                             created_at=at))
+            conn = s.connection()  # one executemany per kind of change: a burst records 20 attempts at a time
+            if given_back:  # their due time again: they go next, after a retry if there is one
+                conn.execute(_GIVE_BACK, given_back)
+            if results:
+                conn.execute(_RESULT, results)
+            if retries:
+                conn.execute(insert(_DELIVERIES), retries)
 
         self._db.run_in_transaction(write)
+
+
+_DELIVERIES = cast(Table, WebhookDeliveryRow.__table__)
+_PENDING_ROW = (_DELIVERIES.c.id == bindparam("_id"), _DELIVERIES.c.state == "pending")
+_GIVE_BACK = update(_DELIVERIES).where(*_PENDING_ROW).values(next_attempt_at=bindparam("_due"))
+_RESULT = update(_DELIVERIES).where(*_PENDING_ROW).values(
+    state=bindparam("_state"), status_code=bindparam("_code"), error=bindparam("_error"), duration_ms=bindparam("_ms"),
+    next_attempt_at=None, created_at=bindparam("_at"))
 
 
 def _now_ms() -> int:
