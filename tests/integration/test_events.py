@@ -22,7 +22,7 @@ import pytest
 
 from mlyard.client import MlyardClient
 from mlyard.client.events import parse_frames
-from tests.support.jobs import CURATED, JobYard, write
+from tests.support.jobs import CURATED, JobYard, steps_of, write
 from tests.support.server import ServerProcess, run_cli
 
 WAIT_S = 60  # a generous bound on waiting for something that must happen, not a measure of speed
@@ -71,6 +71,26 @@ def test_a_command_job_writes_each_status_change_in_order(server: ServerProcess,
         "previous": "NotStarted", "experiment_name": "events-tests", "display_name": "events-hello"}
     assert all("error" not in e["data"] for e in events)
     assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+
+
+def test_a_pipeline_and_its_step_each_write_their_own(server: ServerProcess, tmp_path: Path) -> None:
+    yard = JobYard(server, tmp_path)
+    path = write(tmp_path / "pipeline.yml", """\
+        type: pipeline
+        jobs:
+          hello:
+            command: python -c "print('hello')"
+            environment: @ENV@
+        """)
+    job = yard.completed(path)
+    step_name = steps_of(job)["hello"]["name"]
+    step = events_of(yard.client, step_name, "job.status_changed")
+    assert [e["data"]["status"] for e in step][-1] == "Completed"
+    assert {(e["subject"], e["data"]["parent"], e["data"]["step"]) for e in step} == {(step_name, job["name"], "hello")}
+    top = [e for e in events_of(yard.client, job["name"], "job.status_changed") if e["subject"] == job["name"]]
+    assert [e["data"]["status"] for e in top] == ["Queued", "Running", "Completed"]
+    assert {e["data"]["type"] for e in top} == {"pipeline"}
+    assert top[-1]["id"] > step[-1]["id"]  # the pipeline completes after its step
 
 
 def test_a_failed_job_says_why_in_its_last_event(server: ServerProcess, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from mlyard.assets.service import AssetService
@@ -120,6 +120,27 @@ def test_the_feed_wakes_a_waiting_reader_on_commit_and_ends_waits_when_closed(db
         return feed.closed
 
     assert asyncio.run(wait_then_close())
+
+
+def test_the_feed_sees_events_another_server_wrote(db: Database) -> None:
+    """Another server's commit sends no signal here: the feed finds its event by polling the store."""
+    feed = EventFeed(db, poll_s=0.05)
+
+    def other_server() -> None:
+        with db.engine.begin() as conn:  # no Session: this process's commit hook does not run
+            conn.execute(insert(Event), {"at": 1, "type": "model.deleted", "subject": "elsewhere", "actor": "eve",
+                                         "payload": {}})
+
+    async def wait_for_it() -> bool:
+        await feed.wait(feed.generation, WAIT_S)  # the feed's first look wakes once, having nothing to go by
+        seen, generation = feed.generation, signal.generation
+        threading.Thread(target=other_server).start()
+        return await feed.wait(seen, WAIT_S) != seen and signal.generation == generation
+
+    try:
+        assert asyncio.run(wait_for_it())
+    finally:
+        feed.close()
 
 
 @pytest.fixture

@@ -171,15 +171,16 @@ class EventFeed:
                 continue
             with self._lock:
                 idle = not self._waiters
-            if idle:
-                newest = None  # nobody waits: no need to ask the store
+            if idle:  # nobody waits: no need to ask the store
                 continue
             try:
                 current = self.last_id()
             except Exception:  # the store is away for a moment: streams read again when it is back
                 log.warning("the event feed could not read the newest event id", exc_info=True)
                 continue
-            if current != newest:  # first look after an idle spell too: a stream may have just missed it
+            # Compared with the last look, however long ago: what other servers wrote meanwhile (perhaps just
+            # after a stream read) wakes the streams. The very first look wakes them too, having nothing to go by.
+            if current != newest:
                 self._wake()
             newest = current
 
