@@ -66,6 +66,7 @@ def test_a_command_job_writes_each_status_change_in_order(server: ServerProcess,
     assert [e["data"]["previous"] for e in events] == ["NotStarted", *statuses[:-1]]
     first = events[0]
     assert first["subject"] == job["name"] and first["type"] == "job.status_changed"
+    assert first["actor"] == job["created_by"] and {e["actor"] for e in events[1:]} == {"mlyard-job-runner"}
     assert first["data"] | {"status": "Queued"} == {
         "name": job["name"], "parent": None, "step": None, "type": "command", "status": "Queued",
         "previous": "NotStarted", "experiment_name": "events-tests", "display_name": "events-hello"}

@@ -104,13 +104,13 @@ class JobRecords:
         self._db.run_in_transaction(write)
         self._log(name, text)
 
-    def _set_status(self, name: str, status: str, *, started: bool = False) -> None:
+    def _set_status(self, name: str, status: str, *, started: bool = False, actor: str = RUNNER) -> None:
         def write(s: Any) -> str | None:
             row = s.get(Job, name)
             if row is None or row.status in TERMINAL:
                 return None
             if row.status != status:
-                _status_event(s, row, status, None, RUNNER)
+                _status_event(s, row, status, None, actor)
             row.status = status
             if started and row.started_at is None:
                 row.started_at = now_ms()

@@ -202,7 +202,7 @@ class JobRunner(StepOutputs, StepResolver):
         act = Active()
         with self._lock:
             self._active[name] = act
-        self._set_status(name, "Queued")
+        self._set_status(name, "Queued", actor=actor)  # its event, the job's first, names who submitted it
         act.thread = threading.Thread(target=self._run_top, args=(name, actor), name=f"job-{name}", daemon=True)
         act.thread.start()
         return self.get(name)
