@@ -1,4 +1,4 @@
-"""The scheduler under a fake clock on a real store and the real job runner: when it fires, and that it
+"""The scheduler under a fake clock on both real stores and the real job runner: when it fires, and that it
 fires each instant once (disabled schedules, downtime, restarts, a crash between claim and job)."""
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ def utc(*args: int) -> datetime:
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
+def services(tmp_path: Path, database_url: str) -> Iterator[Services]:
+    """A server's services on each store (SQLite and PostgreSQL), with the real job runner."""
     (tmp_path / "ws").mkdir()
-    svc = Services.open(ServerSettings(workspace=tmp_path / "ws"))
+    svc = Services.open(ServerSettings(workspace=tmp_path / "ws", database_url=database_url))
     try:
         yield svc
     finally:

@@ -88,7 +88,7 @@ def test_schedule_fires_its_job_with_azure_display_name_and_link(server: ServerP
     created = json.loads(run_cli("schedule", "create", "-f", str(file), "-o", "json", env=env).stdout)
     assert created["is_enabled"] and created["next_fire_at"] == start.isoformat().replace("+00:00", "Z")
     table = run_cli("schedule", "show", "-n", "hello-every-minute", env=env).stdout
-    assert "next firings (UTC):" in table and "at most one catch-up per schedule" in table
+    assert "next firings (UTC, and on the clock of UTC):" in table and "at most one catch-up per schedule" in table
     assert [(start + timedelta(minutes=k)).isoformat().replace("+00:00", "Z") for k in range(5)] == \
         show(server, "hello-every-minute")["next_firings"]
 
@@ -181,6 +181,7 @@ def test_update_with_set_changes_fields_and_refuses_a_bad_trigger(server: Server
     shown = show(server, "nightly")
     assert shown["description"] == "every night at three" and shown["time_zone"] == "W. Europe Standard Time"
     assert all(at.endswith(("T01:00:00Z", "T02:00:00Z")) for at in shown["next_firings"])  # 03:00 CEST/CET
+    assert all(at[11:19] == "03:00:00" for at in shown["next_firings_local"])
     refused = run_cli("schedule", "update", "-n", "nightly", "--set", "trigger.time_zone=Nowhere", env=env,
                       check=False)
     assert refused.returncode == 1 and "trigger.time_zone" in refused.stderr

@@ -24,6 +24,7 @@ from mlyard.automation.firing import FiringTimes
 from mlyard.automation.schedule_jobs import check_job
 from mlyard.core.errors import AlreadyExistsError, ConflictError, InvalidRequestError, NotFoundError
 from mlyard.specs import load_spec_dict
+from mlyard.specs.timezones import zone_of
 from mlyard.store.automation_schema import ScheduleFiringRow, ScheduleRow
 from mlyard.store.db import Database
 
@@ -69,6 +70,12 @@ class ScheduleView:
     next_firings: list[datetime]
     zone: str
     firings: list[ScheduleFiringRow]
+
+    @property
+    def next_firings_local(self) -> list[datetime]:
+        """The next firings on the clock of the schedule's zone."""
+        zone = zone_of(self.zone)
+        return [t.astimezone(zone) for t in self.next_firings]
 
 
 class ScheduleService:

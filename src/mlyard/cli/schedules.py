@@ -153,9 +153,9 @@ def show(ctx: click.Context, name: str, output: str) -> None:
     click.echo(f"  trigger: {_trigger(s)}")
     click.echo(f"  created by {s['created_by']}; time zone {s['time_zone']}")
     if s["next_firings"]:
-        click.echo("  next firings (UTC):")
-        for at in s["next_firings"]:
-            click.echo(f"    {at}")
+        click.echo(f"  next firings (UTC, and on the clock of {s['time_zone']}):")
+        for at, local in zip(s["next_firings"], s.get("next_firings_local") or s["next_firings"], strict=False):
+            click.echo(f"    {at}   {local}")
     else:
         click.echo("  next firings: none (" + ("disabled" if not s["is_enabled"] else "no instant left") + ")")
     click.echo(f"  last fired: {s.get('last_fired_at') or 'never'}; last job: {s.get('last_job') or 'none'}")

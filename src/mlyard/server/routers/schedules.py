@@ -90,6 +90,7 @@ class FiringRead(BaseModel):
 class ScheduleShow(ScheduleRead):
     time_zone: str = Field(description="The trigger's zone, in which its times of day are read.")
     next_firings: list[str] = Field(description="The next five firing instants (UTC); none while disabled.")
+    next_firings_local: list[str] = Field(description="The same instants on the clock of the schedule's zone.")
     last_job: str | None = Field(description="The job of the latest firing that started one.")
     firings: list[FiringRead] = Field(description="The latest firings, newest first.")
     catch_up_rule: str = CATCH_UP_RULE
@@ -100,6 +101,7 @@ class ScheduleShow(ScheduleRead):
         base = ScheduleRead.of(view.row).model_dump()
         return cls(**base, time_zone=view.zone,
                    next_firings=[t.isoformat().replace("+00:00", "Z") for t in view.next_firings],
+                   next_firings_local=[t.isoformat() for t in view.next_firings_local],
                    last_job=next((f.job for f in view.firings if f.job), None),
                    firings=[FiringRead.of(f, view.row.action) for f in view.firings],
                    note=MONITOR_NOTE if view.row.action == "create_monitor" else None)
