@@ -26,7 +26,7 @@ from mlflow.webhooks.types import get_example_payload_for_event
 from mlyard.automation.signatures import verify_mlflow_signature
 from mlyard.client import MlyardClient
 from tests.support.receiver import Received, Receiver
-from tests.support.server import ServerProcess, free_port
+from tests.support.server import ServerProcess, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -158,6 +158,30 @@ def test_registry_events_reach_an_mlflow_webhook_with_mlflow_payloads(
                                        r.header(WEBHOOK_TIMESTAMP_HEADER), r.header(WEBHOOK_SIGNATURE_HEADER))
                for r in got)
     assert all(r.header("X-Mlyard-Signature") is None for r in got)  # MLflow's headers only
+
+
+def test_tag_changes_reach_an_mlflow_webhook_one_per_tag(server: ServerProcess, client: MlflowClient,
+                                                         receiver: Receiver, tmp_path: Path) -> None:
+    client.create_webhook(name=_name("tags"), url=receiver.url("/tags"),
+                          events=["model_version_tag.set", "model_version_tag.deleted"])
+    name = _name("tagged")
+    run = client.create_run(client.create_experiment(f"exp-{name}"))
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "MLmodel").write_text("flavors: {}\n")
+    client.log_artifacts(run.info.run_id, str(tmp_path / "m"), "m")
+    client.create_registered_model(name)
+    client.create_model_version(name, f"runs:/{run.info.run_id}/m", run_id=run.info.run_id, tags={"old": "x"})
+    run_cli("model", "update", "-n", name, "-v", "1", "--set", "tags.reviewed=yes", "--set", "tags.owner=hr",
+            "--remove", "tags.old", env=server.env())
+
+    got = receiver.wait_for("/tags", lambda rs: len([r for r in rs if name in r.body.decode()]) >= 3)
+    bodies = [json.loads(r.body) for r in got if name in r.body.decode()]
+    assert [(b["entity"], b["action"], b["data"]) for b in bodies] == [
+        ("model_version_tag", "deleted", {"name": name, "version": "1", "key": "old"}),
+        ("model_version_tag", "set", {"name": name, "version": "1", "key": "owner", "value": "hr"}),
+        ("model_version_tag", "set", {"name": name, "version": "1", "key": "reviewed", "value": "yes"}),
+    ]
+    assert len({r.header(WEBHOOK_DELIVERY_ID_HEADER) for r in got}) == len(got)  # one delivery per tag
 
 
 @pytest.mark.parametrize(("body", "says"), [
