@@ -54,20 +54,36 @@ class MonitorData(SpecModel):
     data_window: DataWindow | None = None
     data_column_names: dict[str, Text] | None = None
 
-    @model_validator(mode="after")
-    def _preprocessed(self) -> MonitorData:
-        if self.input_data.type == "uri_folder" and not self.pre_processing_component:
-            raise spec_error("a uri_folder input (raw collected JSONL) needs pre_processing_component, a component "
-                             "that turns it into an mltable; or give an mltable input", "pre_processing_component")
-        return self
+    # A uri_folder of raw collected JSONL needs no pre_processing_component: mlyard's monitoring engine reads the
+    # data collector's folders natively (a pre_processing_component is honoured when given).
+
+    def column(self, *keys: str) -> str | None:
+        """The first of ``keys`` named in ``data_column_names``."""
+        names = self.data_column_names or {}
+        return next((names[k] for k in keys if names.get(k)), None)
 
 
-def _check_keys(value: dict[str, Any], allowed: tuple[str, ...], *where: str) -> None:
+UNIT_INTERVAL = ("two_sample_kolmogorov_smirnov_test", "pearsons_chi_squared_test", "chi_squared_test",
+                 "normalized_discounted_cumulative_gain", "accuracy", "precision", "recall")
+"""Metrics whose threshold is a p-value, a score or a share: between 0 and 1."""
+
+
+def _check_keys(value: dict[str, Any], allowed: tuple[str, ...], *where: str,
+                elsewhere: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> None:
     for key, threshold in value.items():
         if key not in allowed:
+            other = next((kind for kind, keys in elsewhere if key in keys), None)
+            if other is not None:
+                raise spec_error(f"'{key}' is a {other} metric; {where[-1] if where else 'this'} features take one "
+                                 f"of {', '.join(allowed)}", *where, key)
             raise spec_error(f"unknown metric '{key}'; expected one of {', '.join(allowed)}", *where, key)
         if isinstance(threshold, bool) or not isinstance(threshold, int | float):
             raise spec_error(f"a threshold is a number; got {show(threshold)}", *where, key)
+        if threshold < 0:
+            raise spec_error(f"a threshold is 0 or more; got {show(threshold)} (distances and rates alert above "
+                             "it, p-values and scores below it)", *where, key)
+        if key in UNIT_INTERVAL and threshold > 1:
+            raise spec_error(f"'{key}' is a p-value or a score between 0 and 1; got {show(threshold)}", *where, key)
 
 
 class DriftThresholds(SpecModel):
@@ -76,8 +92,10 @@ class DriftThresholds(SpecModel):
 
     @model_validator(mode="after")
     def _known(self) -> DriftThresholds:
-        _check_keys(self.numerical or {}, DRIFT_NUMERICAL, "numerical")
-        _check_keys(self.categorical or {}, DRIFT_CATEGORICAL, "categorical")
+        _check_keys(self.numerical or {}, DRIFT_NUMERICAL, "numerical",
+                    elsewhere=(("categorical", DRIFT_CATEGORICAL),))
+        _check_keys(self.categorical or {}, DRIFT_CATEGORICAL, "categorical",
+                    elsewhere=(("numerical", DRIFT_NUMERICAL),))
         return self
 
 
@@ -98,8 +116,10 @@ class PerformanceThresholds(SpecModel):
 
     @model_validator(mode="after")
     def _known(self) -> PerformanceThresholds:
-        _check_keys(self.classification or {}, PERFORMANCE["classification"], "classification")
-        _check_keys(self.regression or {}, PERFORMANCE["regression"], "regression")
+        _check_keys(self.classification or {}, PERFORMANCE["classification"], "classification",
+                    elsewhere=(("regression", PERFORMANCE["regression"]),))
+        _check_keys(self.regression or {}, PERFORMANCE["regression"], "regression",
+                    elsewhere=(("classification", PERFORMANCE["classification"]),))
         return self
 
 
@@ -117,6 +137,13 @@ def _features(value: Any) -> Any:
 
 
 Features = Annotated[Any, BeforeValidator(_features)]
+
+
+def _top_n_target(features: Any, reference: MonitorData | None) -> None:
+    if isinstance(features, dict) and reference is not None and not reference.column("target_column"):
+        raise spec_error("top_n_feature_importance ranks features by importance for the label: name it in "
+                         "reference_data.data_column_names.target_column, or list the features", "features",
+                         "top_n_feature_importance")
 
 
 class SignalBase(SpecModel):
@@ -139,6 +166,11 @@ class DataDriftSignal(SignalBase):
     metric_thresholds: DriftThresholds = Field(default_factory=DriftThresholds)
     data_segment: DataSegment | None = None
 
+    @model_validator(mode="after")
+    def _top_n_needs_target(self) -> DataDriftSignal:
+        _top_n_target(self.features, self.reference_data)
+        return self
+
 
 class PredictionDriftSignal(SignalBase):
     type: Literal["prediction_drift"]
@@ -156,6 +188,11 @@ class DataQualitySignal(SignalBase):
         = None
     metric_thresholds: QualityThresholds = Field(default_factory=QualityThresholds)
 
+    @model_validator(mode="after")
+    def _top_n_needs_target(self) -> DataQualitySignal:
+        _top_n_target(self.features, self.reference_data)
+        return self
+
 
 class FeatureAttributionSignal(SignalBase):
     type: Literal["feature_attribution_drift"]
@@ -169,6 +206,13 @@ class FeatureAttributionSignal(SignalBase):
         _check_keys(value, ("normalized_discounted_cumulative_gain",))
         return value
 
+    @model_validator(mode="after")
+    def _target(self) -> FeatureAttributionSignal:
+        if self.reference_data is not None and not self.reference_data.column("target_column"):
+            raise spec_error("feature attribution drift fits models on the reference data: name its label in "
+                             "data_column_names.target_column", "reference_data", "data_column_names")
+        return self
+
 
 class ModelPerformanceSignal(SignalBase):
     type: Literal["model_performance"]
@@ -176,6 +220,17 @@ class ModelPerformanceSignal(SignalBase):
     reference_data: MonitorData | None = None
     data_segment: DataSegment | None = None
     metric_thresholds: PerformanceThresholds = Field(default_factory=PerformanceThresholds)
+
+    @model_validator(mode="after")
+    def _columns(self) -> ModelPerformanceSignal:
+        if self.reference_data is not None and not self.reference_data.column("actual", "target_column"):
+            raise spec_error("model performance compares predictions with ground truth: name the label column of "
+                             "reference_data in data_column_names.actual (or target_column)", "reference_data",
+                             "data_column_names")
+        if self.production_data is not None and not self.production_data.column("prediction"):
+            raise spec_error("model performance needs the prediction column of production_data: set "
+                             "data_column_names.prediction", "production_data", "data_column_names")
+        return self
 
 
 class CustomThreshold(SpecModel):
