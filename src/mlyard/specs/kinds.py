@@ -204,12 +204,11 @@ def a(noun: str) -> str:
 def creating_command(kind: str, file: str, data: dict[str, Any]) -> str:
     """What to run to create ``data``, a file of ``kind``: mlyard's command, or a word on what exists."""
     info = KINDS[kind]
-    if info.command is not None:
-        return f"use '{info.command} -f {file}'"
-    advice = (f"mlyard has no command that creates {a(info.noun)} yet ({info.azure} in Azure); check the file with "
-              f"'mlyard validate -f {file}'")
     job = data.get("create_job")
     job = job.get("job") if isinstance(job, dict) else job
-    if kind == "schedule" and isinstance(job, str) and not job.startswith("azureml:"):
-        advice += f"; to run its job once now, use 'mlyard job create -f {job}' (from the schedule's folder)"
-    return advice
+    once = (f"; to run its job once now, use 'mlyard job create -f {job}' (from the schedule's folder)"
+            if kind == "schedule" and isinstance(job, str) and not job.startswith("azureml:") else "")
+    if info.command is not None:
+        return f"use '{info.command} -f {file}'{once}"
+    return (f"mlyard has no command that creates {a(info.noun)} yet ({info.azure} in Azure); check the file with "
+            f"'mlyard validate -f {file}'{once}")
