@@ -17,6 +17,12 @@ Environment variables:
     MLYARD_WEBHOOK_BACKOFF_S      seconds before a webhook delivery's first retry, doubled each retry (default 1)
     MLYARD_WEBHOOK_MAX_ATTEMPTS   attempts to deliver one event to one webhook before giving up (default 6)
     MLYARD_WEBHOOK_TIMEOUT_S      seconds a webhook receiver has to answer one delivery (default 10)
+    MLYARD_SMTP_HOST      SMTP server for monitor alert e-mails (unset: alerts are recorded, not mailed)
+    MLYARD_SMTP_PORT      its port (default 25)
+    MLYARD_SMTP_USER      user to log in with (unset: no login)
+    MLYARD_SMTP_PASSWORD  password of that user
+    MLYARD_SMTP_FROM      sender address of alert e-mails (default mlyard@localhost)
+    MLYARD_SMTP_STARTTLS  upgrade the connection with STARTTLS before logging in (default false)
     MLYARD_URL            (client) base URL of the server
     MLYARD_TOKEN          (client) API token sent as ``Authorization: Bearer``
     MLYARD_DEBUG          (client) show tracebacks for unexpected errors
@@ -88,6 +94,12 @@ class ServerSettings(BaseSettings):
                                       description="Attempts to deliver one event to one webhook before giving up.")
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=300,
                                      description="Seconds a webhook receiver has to answer one delivery.")
+    smtp_host: str | None = Field(default=None, description="SMTP server for monitor alert e-mails; unset: not sent.")
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_user: str | None = Field(default=None, description="SMTP user to log in with; unset: no login.")
+    smtp_password: str | None = Field(default=None, description="Password of the SMTP user.")
+    smtp_from: str = Field(default="mlyard@localhost", description="Sender address of alert e-mails.")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with STARTTLS.")
 
     @classmethod
     def settings_customise_sources(

@@ -31,6 +31,7 @@ from mlyard.server.routers import (
     endpoints,
     events,
     jobs,
+    monitors,
     schedules,
     system,
     triggers,
@@ -111,6 +112,7 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
     app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(triggers.router)
+    app.include_router(monitors.router)
     app.include_router(schedules.router)
     for kind in SEGMENTS:
         app.include_router(asset_router(kind))

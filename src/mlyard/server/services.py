@@ -12,6 +12,8 @@ from mlyard.auth.tokens import TokenVerifier, hash_token, issue_token
 from mlyard.automation.delivery import Sender
 from mlyard.automation.dispatcher import RegistryReader, WebhookDispatcher
 from mlyard.automation.events import EventService
+from mlyard.automation.monitor_alerts import AlertRecorder, SmtpConfig
+from mlyard.automation.monitors import MonitorService
 from mlyard.automation.scheduler import Scheduler
 from mlyard.automation.schedules import ScheduleService
 from mlyard.automation.triggers import TriggerEngine, TriggerService
@@ -73,6 +75,8 @@ class Services:
     trigger_engine: TriggerEngine
     schedules: ScheduleService
     scheduler: Scheduler
+    monitors: MonitorService
+    monitor_alerts: AlertRecorder
 
     @classmethod
     def open(cls, settings: ServerSettings) -> Services:
@@ -94,6 +98,10 @@ class Services:
         sender = Sender(timeout_s=settings.webhook_timeout_s, backoff_s=settings.webhook_backoff_s,
                         max_attempts=settings.webhook_max_attempts)
         scheduler = Scheduler(db, jobs)
+        monitors = MonitorService(db, assets, jobs, datastores)
+        scheduler.monitor_runner = monitors.scheduled  # create_monitor schedules run as monitor jobs
+        smtp = SmtpConfig(settings.smtp_host, settings.smtp_port, settings.smtp_user, settings.smtp_password,
+                          settings.smtp_from, settings.smtp_starttls) if settings.smtp_host else None
         return cls(
             settings=settings,
             db=db,
@@ -118,6 +126,8 @@ class Services:
             trigger_engine=TriggerEngine(db, jobs),
             schedules=ScheduleService(db, on_change=scheduler.wake),
             scheduler=scheduler,
+            monitors=monitors,
+            monitor_alerts=AlertRecorder(db, monitors, smtp),
         )
 
     def close(self) -> None:
