@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "events": ("mlyard.cli.events", "events", "The event log: list, filter, follow live (--follow); event types."),
     "schedule": ("mlyard.cli.schedules", "schedule",
                  "Schedules: run a job on a cron or recurrence trigger; enable, disable, show next firings."),
+    "monitor": ("mlyard.cli.monitors", "monitor",
+                "Model monitors: run a monitor's drift and quality signals now as a job; list them, show runs."),
     "validate": ("mlyard.cli.validate", "validate", "Check an Azure ML YAML file without creating anything."),
 }
 

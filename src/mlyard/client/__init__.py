@@ -18,6 +18,7 @@ from mlyard.client.endpoints import OnlineDeploymentOperations, OnlineEndpointOp
 from mlyard.client.events import EventOperations
 from mlyard.client.http import Transport
 from mlyard.client.jobs import JobOperations
+from mlyard.client.monitors import MonitorOperations
 from mlyard.client.schedules import ScheduleOperations
 from mlyard.client.triggers import TriggerOperations
 from mlyard.client.webhooks import WebhookOperations
@@ -46,6 +47,7 @@ class MlyardClient:
         self.events = EventOperations(self.transport)
         self.webhooks = WebhookOperations(self.transport)
         self.triggers = TriggerOperations(self.transport, default_datastore)
+        self.monitors = MonitorOperations(self.transport, default_datastore)
 
     @classmethod
     def from_env(cls, url: str | None = None, token: str | None = None, workspace: Path | None = None) -> MlyardClient:
