@@ -3,6 +3,7 @@ fires each instant once (disabled schedules, downtime, restarts, a crash between
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,8 +259,32 @@ def test_update_changes_the_trigger_and_recomputes_the_next_firing(services: Ser
     assert view.next_firings == [utc(2026, 5, d, 12) for d in range(1, 6)]
 
 
-@pytest.mark.parametrize("name", ["a/b", "x" * 256, "-dash-first", "é"])
+@pytest.mark.parametrize("name", ["a/b", "x" * 201, "-dash-first", "é"])
 def test_names_that_cannot_be_addressed_are_refused(services: Services, name: str) -> None:
     with pytest.raises(InvalidRequestError, match="schedule name .* is not valid") as err:
         ScheduleService(services.db).create(schedule(name), "alice")
     assert err.value.details["field"] == "name"
+
+
+def test_two_servers_completing_one_left_claim_start_one_job_and_log_one_event(services: Services) -> None:
+    clock = Clock(utc(2026, 5, 1, 10, 3))
+    ScheduleService(services.db, clock=clock).create(schedule(), "alice")
+    clock.now = utc(2026, 5, 1, 10, 10)
+    with pytest.raises(Crash):
+        Scheduler(services.db, CrashingRunner(services, after_submit=False), clock=clock).run_due()
+    start = threading.Barrier(2)
+    done: list[list[Any]] = [[], []]
+
+    def recover(i: int) -> None:
+        start.wait()
+        done[i] = Scheduler(services.db, services.jobs, clock=clock).recover()
+
+    threads = [threading.Thread(target=recover, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(jobs_of(services)) == 1 and [f.job for f in firings(services)] == [jobs_of(services)[0].name]
+    with services.db.session() as s:
+        assert len(read_events(s, types=["schedule.fired"])) == 1
+    assert sum(n.startswith("started by schedule") for n in jobs_of(services)[0].notes) == 1

@@ -233,6 +233,8 @@ class Scheduler:
                 note: str | None = None) -> Fired:
         def write(s: Session) -> None:
             firing = s.get(ScheduleFiringRow, (claim.schedule, to_ms(claim.fire_at)))
+            if firing is not None and (firing.job is not None or firing.error is not None):
+                return  # another server completed this claim first (both found it at start-up): one record
             if firing is not None:
                 firing.job, firing.error = job, error if error is not None else note
             if job is not None:

@@ -29,7 +29,7 @@ from mlyard.store.automation_schema import ScheduleFiringRow, ScheduleRow
 from mlyard.store.db import Database
 
 Clock = Callable[[], datetime]
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")  # room for the job's -YYYYMMDDThhmmssZ
 CATCH_UP_RULE = ("firings missed while the server was down: at most one catch-up per schedule, for the latest "
                  "missed instant, when the server starts; the others are skipped")
 MONITOR_NOTE = ("monitor runs arrive with the monitoring engine; until then a create_monitor schedule's firings "
@@ -95,7 +95,7 @@ class ScheduleService:
         clean = load_spec_dict(spec, "schedule").to_dict()
         if not NAME.match(clean["name"]):
             raise InvalidRequestError(f"schedule name {clean['name']!r} is not valid: use letters, digits, '_', '-' "
-                                      "and '.', starting with a letter or digit (at most 255 characters)",
+                                      "and '.', starting with a letter or digit (at most 200 characters)",
                                       details={"field": "name"})
         action = next(k for k in ("create_job", "create_monitor", "import_data") if clean.get(k) is not None)
         if action == "import_data":
