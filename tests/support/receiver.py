@@ -71,8 +71,9 @@ class Receiver:
             if done(got):
                 return got
             time.sleep(0.02)
+        got = self.on(path)
         raise AssertionError(f"the receiver did not get what was expected on {path} within {timeout} s: "
-                             f"{[(r.status, r.body[:200]) for r in self.on(path)]}")
+                             f"{len(got)} requests, the first: {[(r.status, r.body[:200]) for r in got[:5]]}")
 
     def __enter__(self) -> Receiver:
         self._thread.start()
