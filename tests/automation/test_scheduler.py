@@ -288,3 +288,21 @@ def test_two_servers_completing_one_left_claim_start_one_job_and_log_one_event(s
     with services.db.session() as s:
         assert len(read_events(s, types=["schedule.fired"])) == 1
     assert sum(n.startswith("started by schedule") for n in jobs_of(services)[0].notes) == 1
+
+
+def test_monitor_claim_left_without_its_run_is_completed_when_a_monitor_runner_is_set(services: Services) -> None:
+    clock = Clock(utc(2026, 5, 1, 10, 3))
+    ScheduleService(services.db, clock=clock).create(
+        {"name": "drift", "trigger": {"type": "cron", "expression": "0 * * * *"}, "create_monitor": MONITOR}, "alice")
+    clock.now = utc(2026, 5, 1, 11)
+
+    def dies(name: str, monitor: dict[str, Any], at: datetime) -> str:
+        raise Crash()
+
+    with pytest.raises(Crash):
+        Scheduler(services.db, services.jobs, clock=clock, monitor_runner=dies).run_due()
+    assert Scheduler(services.db, services.jobs, clock=clock).recover() == []  # no runner: left as it is
+    runs: list[datetime] = []
+    [done] = Scheduler(services.db, services.jobs, clock=clock,
+                       monitor_runner=lambda name, monitor, at: runs.append(at) or "monitor-run-1").recover()
+    assert (done.job, runs) == ("monitor-run-1", [utc(2026, 5, 1, 11)])

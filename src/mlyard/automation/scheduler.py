@@ -174,11 +174,13 @@ class Scheduler:
         return self._db.run_in_transaction(claim)
 
     def _unfinished(self) -> list[Claim]:
+        """Claims without a job or a record: a job schedule's, and a monitor's when a monitor runner is set."""
+        actions = ["create_job", *(["create_monitor"] if self.monitor_runner is not None else [])]
         with self._db.session() as s:
             rows = s.execute(select(ScheduleFiringRow.schedule, ScheduleFiringRow.fire_at, ScheduleFiringRow.catch_up)
                              .join(ScheduleRow, ScheduleRow.name == ScheduleFiringRow.schedule)
                              .where(ScheduleFiringRow.job.is_(None), ScheduleFiringRow.error.is_(None),
-                                    ScheduleRow.action == "create_job")
+                                    ScheduleRow.action.in_(actions))
                              .order_by(ScheduleFiringRow.fire_at)).all()
         return [Claim(r.schedule, from_ms(r.fire_at), bool(r.catch_up)) for r in rows]
 
