@@ -184,6 +184,22 @@ def test_tag_changes_reach_an_mlflow_webhook_one_per_tag(server: ServerProcess, 
     assert len({r.header(WEBHOOK_DELIVERY_ID_HEADER) for r in got}) == len(got)  # one delivery per tag
 
 
+def test_a_version_made_with_mlyard_reaches_an_mlflow_webhook(server: ServerProcess, client: MlflowClient,
+                                                               receiver: Receiver, tmp_path: Path) -> None:
+    client.create_webhook(name=_name("mine"), url=receiver.url("/mine"), events=["model_version.created"])
+    name = _name("registered-by-mlyard")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "weights.bin").write_bytes(b"w")
+    with MlyardClient(server.url, server.token) as mine:
+        mine.models.create({"name": name, "type": "custom_model", "path": str(tmp_path / "m"),
+                            "tags": {"team": "hr"}, "description": "by the CLI"})
+    [got] = receiver.wait_for("/mine", lambda rs: any(name in r.body.decode() for r in rs))
+    data = json.loads(got.body)["data"]
+    assert {k: data[k] for k in ("name", "version", "run_id", "tags", "description")} == {
+        "name": name, "version": "1", "run_id": None, "tags": {"team": "hr"}, "description": "by the CLI"}
+    assert data["source"].startswith("azureml://datastores/")
+
+
 @pytest.mark.parametrize(("body", "says"), [
     ({"name": "x", "url": "ftp://example.com/", "events": [{"entity": "MODEL_VERSION", "action": "CREATED"}]},
      "http://"),

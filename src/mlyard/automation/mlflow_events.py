@@ -112,7 +112,8 @@ def translate(event: EventLike, registry: RegistryLookup) -> list[MlflowEvent]:
         name, version = _version_subject(event.subject)
         tags, description = (p.get("tags") or {}, p.get("description")) if "tags" in p \
             else (registry.version(name, version) or ({}, None))
-        return [MlflowEvent("model_version.created", {"name": name, "version": version, "source": p.get("source"),
+        source = p.get("source") or p.get("path")  # MLflow's client gives a source; 'mlyard model create' a path
+        return [MlflowEvent("model_version.created", {"name": name, "version": version, "source": source,
                                                       "run_id": p.get("run_id"), "tags": tags,
                                                       "description": description})]
     if event.type == "model.version_updated":
