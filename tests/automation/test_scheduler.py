@@ -306,3 +306,13 @@ def test_monitor_claim_left_without_its_run_is_completed_when_a_monitor_runner_i
     [done] = Scheduler(services.db, services.jobs, clock=clock,
                        monitor_runner=lambda name, monitor, at: runs.append(at) or "monitor-run-1").recover()
     assert (done.job, runs) == ("monitor-run-1", [utc(2026, 5, 1, 11)])
+
+
+def test_update_that_keeps_the_trigger_keeps_an_instant_that_is_due_now(services: Services) -> None:
+    clock = Clock(utc(2026, 5, 1, 10, 3))
+    store = ScheduleService(services.db, clock=clock)
+    store.create(schedule(), "alice")
+    clock.now = utc(2026, 5, 1, 10, 10, 30)  # 10:10 is due, and the scheduler has not fired it yet
+    store.update("nightly", schedule(description="same trigger"))
+    assert [f.fire_at for f in Scheduler(services.db, services.jobs, clock=clock).run_due()] == [
+        utc(2026, 5, 1, 10, 10)]

@@ -168,7 +168,7 @@ class ScheduleService:
 
     def update(self, name: str, spec: dict[str, Any]) -> ScheduleRow:
         """Replace a schedule's spec (description, tags, display_name, trigger, its job); ``is_enabled`` is
-        changed by enable and disable only. The next firing is computed again from now."""
+        changed by enable and disable only. A changed trigger's next firing is computed again from now."""
         spec = {**spec, "name": spec.get("name") or name}
         clean, action = self._clean(spec)
         if clean["name"] != name:
@@ -183,7 +183,8 @@ class ScheduleService:
             if action == "create_job":
                 check_job(s, clean["create_job"])
             clean["is_enabled"] = row.enabled
-            row.next_fire_at = self._next(clean, row.created_at, now)
+            if clean["trigger"] != row.spec.get("trigger"):  # else the instant due next stays, even if due now
+                row.next_fire_at = self._next(clean, row.created_at, now)
             row.spec, row.action, row.updated_at = clean, action, to_ms(now)
             return row
 

@@ -25,7 +25,7 @@ class ScheduleOperations:
         """The spec with an inline ``create_job``'s local code and data uploaded (as ``job create`` does)."""
         body = dict(spec)
         job = body.get("create_job")
-        if isinstance(job, dict) and not str(job.get("job") or "").startswith("azureml:"):
+        if isinstance(job, dict):  # inline, or azureml:<job> with overrides whose inputs may be local
             body["create_job"] = _Uploader(self._t, self._default_datastore, progress).prepare(job)
         return body
 
