@@ -183,6 +183,16 @@ def test_tag_changes_reach_an_mlflow_webhook_one_per_tag(server: ServerProcess, 
     ]
     assert len({r.header(WEBHOOK_DELIVERY_ID_HEADER) for r in got}) == len(got)  # one delivery per tag
 
+    # and through MLflow's own tag calls
+    client.set_model_version_tag(name, "1", "approved", "no")
+    client.delete_model_version_tag(name, "1", "owner")
+    got = receiver.wait_for("/tags", lambda rs: len([r for r in rs if name in r.body.decode()]) >= 5)
+    bodies = [json.loads(r.body) for r in got if name in r.body.decode()][3:]
+    assert [(b["action"], b["data"]) for b in bodies] == [
+        ("set", {"name": name, "version": "1", "key": "approved", "value": "no"}),
+        ("deleted", {"name": name, "version": "1", "key": "owner"}),
+    ]
+
 
 def test_a_version_made_with_mlyard_reaches_an_mlflow_webhook(server: ServerProcess, client: MlflowClient,
                                                                receiver: Receiver, tmp_path: Path) -> None:

@@ -351,12 +351,15 @@ class Registry:
 
         self._db.run_in_transaction(write)
 
-    def set_version_tag(self, name: str, version: str, key: str, value: str | None) -> None:
+    def set_version_tag(self, name: str, version: str, key: str, value: str | None, *, actor: str = "mlyard") -> None:
+        """Set (or, with value None, remove) one tag: MLflow's set-tag and delete-tag."""
         def write(s: Session) -> None:
             view = self._version(s, name, version)
             if value is None and key not in view.tags:
                 raise NotFoundError(f"model version {name}:{version} has no tag {key!r}")
             _set_version_tag(s, view.asset, key, value)
+            append_event(s, "model.version_updated", f"{name}:{version}", actor, fields=[f"tags.{key}"], key=key,
+                         value=value)
 
         self._db.run_in_transaction(write)
 

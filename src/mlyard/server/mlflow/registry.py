@@ -185,13 +185,14 @@ def download_uri(p: Params, svc: Svc) -> dict[str, Any]:
 
 
 @router.post("/model-versions/set-tag")
-def set_version_tag(p: Params, svc: Svc) -> dict[str, Any]:
+def set_version_tag(p: Params, svc: Svc, who: Who) -> dict[str, Any]:
     svc.registry.set_version_tag(required(p, "name"), required(p, "version"), check_key("tag", required(p, "key")),
-                                 text(p, "value", default="") or "")
+                                 text(p, "value", default="") or "", actor=who.name)
     return EMPTY
 
 
 @router.delete("/model-versions/delete-tag")
-def delete_version_tag(p: Params, svc: Svc) -> dict[str, Any]:
-    svc.registry.set_version_tag(required(p, "name"), required(p, "version"), required(p, "key"), None)
+def delete_version_tag(p: Params, svc: Svc, who: Who) -> dict[str, Any]:
+    svc.registry.set_version_tag(required(p, "name"), required(p, "version"), required(p, "key"), None,
+                                 actor=who.name)
     return EMPTY
