@@ -63,7 +63,7 @@ def test_without_signals_the_three_default_signals_watch_the_deployments_collect
     assert drift["reference_data"]["data_window"] == {"lookback_window_size": "P4D", "lookback_window_offset": "P2D"}
     assert signals["prediction-drift-signal"]["production_data"]["input_data"]["path"] == "${{inputs.d1}}"
     assert spec["command"] == ("python -m mlyard.monitoring.job --monitor fraud-monitor --output ${{outputs.signals}} "
-                               "--now 20260301T031500Z --input d0=${{inputs.d0}} --input d1=${{inputs.d1}}")
+                               "--now 2026-03-01T03:15:00Z --input d0=${{inputs.d0}} --input d1=${{inputs.d1}}")
     assert spec["tags"] == {MONITOR_TAG: "fraud-monitor"}
 
 

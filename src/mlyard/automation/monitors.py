@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import select
 
 from mlyard.assets.service import AssetService
-from mlyard.automation.schedule_jobs import SCHEDULE_TAG, display_name, job_name, stamp
+from mlyard.automation.schedule_jobs import SCHEDULE_TAG, display_name, job_name
 from mlyard.core.errors import InvalidRequestError, MlyardError, NotFoundError
 from mlyard.jobs.environments import mlyard_only_path
 from mlyard.jobs.runner import JobRunner
@@ -55,6 +55,10 @@ ENGINE_SIGNALS = ("data_drift", "prediction_drift", "data_quality", "model_perfo
 
 def _bad(message: str, field: str) -> InvalidRequestError:
     return InvalidRequestError(message, details={"field": field})
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _days(delta: timedelta) -> str:
@@ -110,7 +114,7 @@ class MonitorService:
         if not clean.get("create_monitor"):
             raise _bad(f"schedule {clean.get('name')!r} has no create_monitor: 'mlyard monitor run' runs monitor "
                        "schedules; run a job schedule's job with 'mlyard job create'", "create_monitor")
-        due = (now or datetime.now(UTC)).replace(microsecond=0)
+        due = now or datetime.now(UTC)  # exact: rows collected this very second are in the window
         name = f"{job_name(clean['name'], due)}-{secrets.token_hex(3)}"
         return self._submit(clean["name"], clean["create_monitor"], clean.get("trigger"), due, actor=actor,
                             role=role, name=name, schedule=None)
@@ -125,7 +129,7 @@ class MonitorService:
         if row.action != "create_monitor":
             raise _bad(f"schedule {schedule!r} creates jobs, not monitor runs; 'mlyard monitor run --name' runs "
                        "schedules with create_monitor", "name")
-        due = (now or datetime.now(UTC)).replace(microsecond=0)
+        due = now or datetime.now(UTC)  # exact: rows collected this very second are in the window
         name = f"{job_name(schedule, due)}-{secrets.token_hex(3)}"
         return self._submit(schedule, row.spec["create_monitor"], row.spec.get("trigger"), due, actor=actor,
                             role=role, name=name, schedule=schedule)
@@ -166,7 +170,7 @@ class MonitorService:
         schedule = {"name": monitor, "trigger": trigger or {"type": "cron", "expression": "0 0 * * *"},
                     "create_monitor": definition}
         words = ["python", "-m", "mlyard.monitoring.job", "--monitor", shlex.quote(monitor),
-                 "--output", "${{outputs.signals}}", "--now", stamp(due)]
+                 "--output", "${{outputs.signals}}", "--now", _iso(due)]
         for key in inputs:
             words += ["--input", f"{key}=${{{{inputs.{key}}}}}"]
         return {
@@ -207,7 +211,7 @@ class MonitorService:
 
     def resolve(self, create_monitor: dict[str, Any], trigger: dict[str, Any] | None) -> dict[str, Any]:
         """``create_monitor`` with Azure's default signals and default data filled in (paths still references)."""
-        definition = _copy(create_monitor)
+        definition: dict[str, Any] = _copy(create_monitor)
         target = _target(definition)
         signals = definition.get("monitoring_signals")
         size = production_size(trigger)

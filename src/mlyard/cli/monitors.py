@@ -37,40 +37,49 @@ def _show(value: Any) -> str:
     return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
 
 
-def result_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
-    """One row per metric of a ``signals.json``: signal, status, feature, type, metric, value, threshold, alert."""
+def result_rows(signal: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per metric of a signal of ``signals.json``: feature, type, metric, value, threshold, alert."""
     rows: list[tuple[str, ...]] = []
-    for signal in result.get("signals") or []:
-        name, status = signal["signalName"], signal.get("status", "")
-        if status == "error":
-            rows.append((name, "error", "", "", "", "", "", str(signal.get("message") or "")))
-        metrics = signal.get("metrics") or {}
-        for feature, values in (metrics.get("features") or {}).items():
-            if not values.get("metrics"):
-                rows.append((name, status, feature, values.get("dataType", ""), "", "", "",
-                             f"{values.get('status')}: {values.get('message') or ''}"))
-            for m in values.get("metrics") or []:
-                rows.append((name, status, feature, values.get("dataType", ""), m["metricName"],
-                             _show(m.get("metricValue")), _show(m.get("threshold")), "ALERT" if m.get("alert") else ""))
-        for m in metrics.get("signal") or []:
-            rows.append((name, status, "(signal)", "", m["metricName"], _show(m.get("metricValue")),
+    metrics = signal.get("metrics") or {}
+    for feature, values in (metrics.get("features") or {}).items():
+        if not values.get("metrics"):
+            rows.append((feature, values.get("dataType", ""), "", "", "",
+                         f"{values.get('status')}: {values.get('message') or ''}"))
+        for m in values.get("metrics") or []:
+            rows.append((feature, values.get("dataType", ""), m["metricName"], _show(m.get("metricValue")),
                          _show(m.get("threshold")), "ALERT" if m.get("alert") else ""))
+    for m in metrics.get("signal") or []:
+        rows.append(("(signal)", "", m["metricName"], _show(m.get("metricValue")), _show(m.get("threshold")),
+                     "ALERT" if m.get("alert") else ""))
     return rows
 
 
 def print_result(result: dict[str, Any]) -> None:
+    """A table per signal: each feature's metric against its threshold, alerts in red."""
+    import shutil
+
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"monitor run at {result.get('runAt')}: {result.get('status')}", title_justify="left")
-    for column in ("Signal", "Status", "Feature", "Type", "Metric", "Value", "Threshold", "Alert"):
-        table.add_column(column, overflow="fold")
-    for row in result_rows(result):
-        style = "bold red" if row[-1] == "ALERT" else ""
-        table.add_row(*row, style=style)
-    import shutil
-
-    Console(width=max(shutil.get_terminal_size().columns, 120)).print(table)
+    console = Console(width=max(shutil.get_terminal_size().columns, 100))
+    console.print(f"monitor run at {result.get('runAt')}: [bold]{result.get('status')}[/]")
+    for signal in result.get("signals") or []:
+        features = (signal.get("metrics") or {}).get("features") or {}
+        alerted = sum(1 for v in features.values() if v.get("status") == "alerted")
+        counts = (signal.get("metrics") or {}).get("rowCount") or {}
+        status = signal.get("status", "")
+        colour = {"alerted": "red", "passed": "green"}.get(status, "yellow")
+        table = Table(title=f"{signal['signalName']} ({signal.get('signalType')}): [{colour}]{status}[/], "
+                      f"{alerted} of {len(features)} features alerted; rows: reference "
+                      f"{counts.get('baselineCount', '-')}, production {counts.get('targetCount', '-')}",
+                      title_justify="left")
+        for column in ("Feature", "Type", "Metric", "Value", "Threshold", "Alert"):
+            table.add_column(column, overflow="fold", justify="right" if column in ("Value", "Threshold") else "left")
+        for row in result_rows(signal):
+            table.add_row(*row, style="bold red" if row[-1] == "ALERT" else "")
+        if status == "error":
+            table.caption = f"error: {signal.get('message')}"
+        console.print(table)
 
 
 def drifted(result: dict[str, Any]) -> dict[str, list[str]]:
@@ -144,6 +153,8 @@ def run(ctx: click.Context, file: str | None, name: str | None, overrides: tuple
         click.echo(f"\nstopped waiting; the run goes on: mlyard monitor show -n {monitor_name}", err=True)
         sys.exit(130)
     result = finished.get("result")
+    if finished["status"] != "Completed" and not stream:
+        _log_tail(client, job)
     if not table:
         emit(result if result is not None else finished, output)
     else:
@@ -152,6 +163,18 @@ def run(ctx: click.Context, file: str | None, name: str | None, overrides: tuple
         _summary(finished, result)
     if finished["status"] != "Completed":
         sys.exit(1)
+
+
+def _log_tail(client: Any, job: str, lines: int = 25) -> None:
+    """The end of a failed run's log, on stderr: why it failed, without a second command."""
+    try:
+        text = str(client.jobs.logs(job)["text"])
+    except Exception:  # noqa: BLE001 - the log is a help; the run's status is reported anyway
+        return
+    tail = [line for line in text.splitlines() if line.strip()][-lines:]
+    if tail:
+        click.echo(f"the end of run {job}'s log (mlyard job stream -n {job} shows all of it):", err=True)
+        click.echo("\n".join(f"  {line}" for line in tail), err=True)
 
 
 def _summary(run_: dict[str, Any], result: dict[str, Any] | None) -> None:

@@ -8,8 +8,9 @@
 5. posts the alerted signals to the server (``MLYARD_URL``/``MLYARD_TOKEN``/``MLYARD_JOB_NAME``), which records
    ``monitor.signal_alerted`` events and sends the alert e-mail; its answer is printed.
 
-Exit codes: 0 computed (alerted or not), 2 invalid definition, 4 a signal could not be computed, 5 the server
-did not record the alerts.
+Exit codes: 0 computed (alerted or not; a signal that could not be computed has status "error" in the results, the
+report and the MLflow tags, and the others still count), 2 invalid definition, 4 no signal could be computed, 5 the
+server did not record the alerts.
 """
 
 from __future__ import annotations
@@ -151,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     print(message, flush=True)
     if not recorded:
         return EXIT_NOT_RECORDED
-    if any(s.status == "error" for s in result.signals):
+    errors = [s for s in result.signals if s.status == "error"]
+    for signal in errors:
+        print(f"signal {signal.name} could not be computed: {signal.error}", flush=True)
+    if errors and len(errors) == len(result.signals):
         return EXIT_SIGNAL_ERROR
     return EXIT_OK
 
