@@ -122,3 +122,26 @@ def test_a_non_collector_asset_is_filtered_by_its_timestamp_column(tmp_path: Pat
     assert table.read(["v"])["v"].to_pylist() == [2, 3]
     whole = open_window(tmp_path / "d.parquet", label="p", window=window, scratch=tmp_path / "t")
     assert whole.num_rows == 3 and "whole asset" in whole.notes[0]
+
+
+def test_arrow_columns_become_numpy_from_their_buffers_without_pandas(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import numpy as np
+    import pyarrow as pa
+
+    from mlyard.monitoring.columns import to_numpy, valid_mask
+
+    sliced = pa.chunked_array([pa.array([1.5, None, 3.0]), pa.array([4.0, 5.0])]).slice(1)
+    assert np.array_equal(to_numpy(sliced), [np.nan, 3.0, 4.0, 5.0], equal_nan=True)
+    assert valid_mask(sliced).tolist() == [False, True, True, True]
+    ints = pa.chunked_array([pa.array(list(range(12)), pa.int32()).slice(3), pa.array([None, 1], pa.int32())])
+    assert np.array_equal(to_numpy(ints), [*range(3, 12), np.nan, 1.0], equal_nan=True)
+    assert np.array_equal(to_numpy(pa.array([True, False, None])), [1.0, 0.0, np.nan], equal_nan=True)
+    pq.write_table(pa.table({"x": [1.0, None, 2.0]}), tmp_path / "x.parquet")
+    code = ("import sys, pyarrow.parquet as pq; from mlyard.monitoring.columns import to_numpy; "
+            f"print(to_numpy(pq.ParquetFile({str(tmp_path / 'x.parquet')!r}).read()['x']).tolist(), "
+            "'pandas' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[1.0, nan, 2.0] False"

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlyard.monitoring.columns import to_numpy
 from mlyard.monitoring.features import Kind
 
 SAMPLE_ROWS = 20_000
@@ -30,7 +31,7 @@ def _matrix(table: pa.Table, features: Sequence[str], kinds: Mapping[str, Kind])
         if kinds[name] == "numerical":
             if not pa.types.is_floating(column.type):
                 column = pc.cast(column, pa.float64())
-            values = np.asarray(column.to_numpy(), dtype=np.float64)
+            values = to_numpy(column).astype(np.float64, copy=False)
             present = ~np.isnan(values)
             fill = float(np.median(values[present])) if present.any() else 0.0
             columns.append(np.where(present, values, fill))

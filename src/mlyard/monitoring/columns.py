@@ -29,22 +29,58 @@ def batches(names: Sequence[str], size: int) -> Iterator[list[str]]:
         yield list(names[start:start + size])
 
 
+_NUMPY_TYPES = {"double": np.float64, "float": np.float32, "halffloat": np.float16, "int8": np.int8,
+                "int16": np.int16, "int32": np.int32, "int64": np.int64, "uint8": np.uint8, "uint16": np.uint16,
+                "uint32": np.uint32, "uint64": np.uint64}
+
+
+def _bits(buffer: pa.Buffer, offset: int, length: int) -> BoolArray:
+    return np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), bitorder="little")[offset:offset + length] \
+        .astype(bool)
+
+
+def _chunk(chunk: pa.Array) -> np.ndarray:
+    """One primitive chunk straight from its Arrow buffers (nulls as NaN, as floats); others through pyarrow.
+
+    ``Array.to_numpy`` imports pandas, a quarter of a second of start-up a monitor run does not need.
+    """
+    name = str(chunk.type)
+    if pa.types.is_boolean(chunk.type):
+        values: np.ndarray = _bits(chunk.buffers()[1], chunk.offset, len(chunk))
+    elif name in _NUMPY_TYPES:
+        values = np.frombuffer(chunk.buffers()[1], dtype=_NUMPY_TYPES[name])[chunk.offset:chunk.offset + len(chunk)]
+    else:
+        return np.asarray(chunk.to_numpy(zero_copy_only=False))
+    if chunk.null_count:
+        values = values.astype(np.float64)
+        values[~_bits(chunk.buffers()[0], chunk.offset, len(chunk))] = np.nan
+    return values
+
+
+def to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """The values as one numpy array (nulls of a numeric column as NaN), chunk by chunk."""
+    if isinstance(column, pa.Array):
+        return _chunk(column)
+    chunks = [_chunk(chunk) for chunk in column.chunks]
+    if not chunks:
+        return np.empty(0, dtype=np.float64)
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+
 def valid_mask(column: pa.ChunkedArray | pa.Array) -> BoolArray:
     """True where a value is present (not null and, for floats, not NaN)."""
     if pa.types.is_floating(column.type):
-        values = column.to_numpy(zero_copy_only=False) if isinstance(column, pa.Array) \
-            else np.asarray(column.to_numpy())
-        return ~np.isnan(values.astype(np.float64, copy=False))
+        return ~np.isnan(to_numpy(column).astype(np.float64, copy=False))
     if column.null_count == 0:
         return np.ones(len(column), dtype=bool)
-    return np.asarray(pc.is_valid(column).to_numpy(zero_copy_only=False), dtype=bool)
+    return to_numpy(pc.is_valid(column)).astype(bool)
 
 
 def to_float(column: pa.ChunkedArray, keep: BoolArray | None) -> FloatArray:
     """The column as float64: the rows of ``keep`` (the complete rows), or every non-null, non-NaN value."""
     if not pa.types.is_floating(column.type):
         column = pc.cast(column, pa.float64())  # integers, booleans; a string overridden to numerical must parse
-    values = np.asarray(column.to_numpy(), dtype=np.float64)  # nulls become NaN
+    values = to_numpy(column).astype(np.float64, copy=False)  # nulls become NaN
     if keep is not None:
         rows: FloatArray = values[keep]
         return rows

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlyard.core.errors import InvalidRequestError, MlyardError
@@ -24,7 +25,7 @@ from mlyard.monitoring.drift import DriftOptions, compute_drift
 from mlyard.monitoring.features import Kind, common_columns, infer_kinds, select_features, spark_type
 from mlyard.monitoring.metrics import DRIFT_DEFAULTS, PERFORMANCE_DEFAULTS, QUALITY_DEFAULTS, configured
 from mlyard.monitoring.quality import compute_quality
-from mlyard.monitoring.results import MonitorResult, SignalResult
+from mlyard.monitoring.results import FeatureResult, MetricResult, MonitorResult, SignalResult
 from mlyard.monitoring.windows import TimeWindow, iso, production_size_for, production_window, reference_window
 
 COMPUTED = ("data_drift", "prediction_drift", "data_quality", "model_performance", "feature_attribution_drift")
@@ -87,8 +88,8 @@ def _signal(run: _Run, name: str, signal: Any) -> SignalResult:
         return result
     try:
         compute(run, signal, result)
-    except (MlyardError, ValueError) as exc:
-        result.error = exc.message if isinstance(exc, MlyardError) else str(exc)
+    except (MlyardError, ValueError, pa.ArrowException) as exc:  # bad data: this signal fails, the others run
+        result.error = exc.message if isinstance(exc, MlyardError) else f"{type(exc).__name__}: {exc}"
     return result
 
 
@@ -258,8 +259,6 @@ def _attribution(run: _Run, signal: Any, result: SignalResult) -> None:
     base_scores = attribution.surrogate_importance(baseline.read([*features, target]), features, kinds, target,
                                                    classification)
     prod_scores = attribution.surrogate_importance(production, features, kinds, prediction, classification)
-    from mlyard.monitoring.results import FeatureResult, MetricResult
-
     for name in features:
         result.features.append(FeatureResult(name, "Numerical" if kinds[name] == "numerical" else "Categorical", [
             MetricResult("BaselineFeatureImportance", base_scores[name], None),
@@ -270,8 +269,6 @@ def _attribution(run: _Run, signal: Any, result: SignalResult) -> None:
 
 
 def _join_outputs(inputs: Any, outputs: Any, key_in: str, key_out: str, prediction: str) -> Any:
-    import pyarrow as pa
-
     inputs, outputs = decoded(inputs), decoded(outputs)
     left = performance.with_sequence(inputs.set_column(inputs.schema.get_field_index(key_in), key_in,
                                                        pc.cast(inputs[key_in], pa.string())), key_in)

@@ -54,6 +54,6 @@ def configured(given: dict[str, float] | None, defaults: dict[str, float]) -> di
     """The metrics a data type computes: the given ones (aliases folded), or the defaults when none are given."""
     chosen = dict(given) if given else dict(defaults)
     if "chi_squared_test" in chosen:
-        chosen.setdefault("pearsons_chi_squared_test", chosen.pop("chi_squared_test"))
-        chosen.pop("chi_squared_test", None)
+        alias = chosen.pop("chi_squared_test")
+        chosen.setdefault("pearsons_chi_squared_test", alias)
     return chosen

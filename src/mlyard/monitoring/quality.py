@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlyard.monitoring.columns import batches
+from mlyard.monitoring.columns import batches, to_numpy
 from mlyard.monitoring.data import WindowTable
 from mlyard.monitoring.features import Kind, spark_type
 from mlyard.monitoring.metrics import QUALITY_PRECISION, output_name
@@ -135,4 +135,4 @@ def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
 def _numbers(column: pa.ChunkedArray) -> np.ndarray:
     if not pa.types.is_floating(column.type):
         column = pc.cast(column, pa.float64())
-    return np.asarray(column.to_numpy(), dtype=np.float64)
+    return to_numpy(column).astype(np.float64, copy=False)
