@@ -33,7 +33,7 @@ test-fast: $(STAMP)
 
 ## bench: the benchmarks against their peers; prints one table (never part of `make test`).
 bench: $(STAMP)
-	$(PY) benchmarks/run.py && $(PY) benchmarks/batch.py && $(PY) benchmarks/automation.py
+	$(PY) benchmarks/run.py && $(PY) benchmarks/batch.py && $(PY) benchmarks/automation.py && $(PY) benchmarks/monitoring.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
