@@ -16,7 +16,10 @@ install: $(STAMP)
 
 ## demo: create ./demo-workspace, start the server, register the attrition data and environment, run the training
 ## pipeline with live progress, show the registered model and its metrics, run it again (every step reused), deploy
-## the model to an online endpoint (blue: no-code; green: score.py at 0%), invoke it, print the curl line, stop.
+## the model to an online endpoint (blue: no-code; green: score.py at 0%), invoke it, print the curl line, score the
+## drifted production files in batch; then the loop: send them to the endpoint, run the attrition monitor on what blue
+## collected, print the features that drifted, follow the retraining the alert's trigger started to its new model
+## version, stop.
 demo: $(STAMP)
 	@bash scripts/demo.sh
 

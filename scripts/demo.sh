@@ -4,8 +4,10 @@
 # the four-step training pipeline run with live progress, the registered model and its metrics shown, the
 # same pipeline run again (every step reused); then the model deployed to an online endpoint (blue: no-code, all
 # traffic), invoked with the CLI and with curl, a scoring-script deployment (green, 0%) invoked by name
-# (MLYARD_DEMO_GREEN=0 skips it), the drifted production files scored by a no-code batch deployment, and the
-# server stopped cleanly (its workers with it).
+# (MLYARD_DEMO_GREEN=0 skips it), the drifted production files scored by a no-code batch deployment; then the
+# loop: the drifted files sent to the endpoint as traffic, the attrition monitor run on what blue collected, the
+# features that drifted printed, and the retraining job the alert's trigger started followed to its new model
+# version; and the server stopped cleanly (its workers with it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="$PWD/.venv/bin/python"
@@ -125,6 +127,45 @@ echo "  $(wc -l < "$PRED") predictions (row, prediction, file) in $PRED:"
 head -3 "$PRED" | sed 's/^/    /'
 "$PY" -c "import sys, csv; rows = list(csv.reader(open(sys.argv[1]))); print(f'  predicted to leave: {sum(r[1] == \"1\" for r in rows)} of {len(rows)}')" "$PRED"
 
+MON=examples/attrition/mlops/azureml/monitoring/attrition-monitor.yml
+AUTO=examples/attrition/mlops/azureml/automation
+say "mlyard trigger create -f $AUTO/retrain-on-drift.yml   (a drift alert of attrition-monitor retrains the model)"
+# unchanged data would reuse every step of the pipeline: the retraining runs them again
+"$MLYARD" trigger create -f "$AUTO/retrain-on-drift.yml" --set create_job.settings.force_rerun=true
+say "the drifted production files sent to $EP as traffic   (blue collects each request's inputs and outputs)"
+"$PY" examples/attrition/mlops/monitoring/send_traffic.py --scoring-uri "$SCORING_URI" --key "$KEY" "$PROD"/*.csv
+say "mlyard monitor run -f $MON   (blue's collected inputs of the last day against the training data)"
+"$MLYARD" monitor run -f "$MON" -o json > "$WS/monitor-run.json"
+"$PY" - "$WS/monitor-run.json" <<'PYEOF'
+import json
+import sys
+
+result = json.load(open(sys.argv[1]))
+print(f"  monitor run at {result['runAt']}: {result['status']}")
+for signal in result["signals"]:
+    features = signal["metrics"]["features"]
+    moved = [(f, m) for f, v in features.items() for m in v["metrics"] if m["alert"]]
+    print(f"  {signal['signalName']}: {signal['status']}, {len({f for f, _ in moved})} of {len(features)} features "
+          "crossed their threshold")
+    for feature, m in sorted(moved, key=lambda fm: -(fm[1]["metricValue"] or 0)):
+        print(f"    {feature:<22} {m['metricName']} {m['metricValue']:.3f} > {m['threshold']}")
+PYEOF
+MJOB=$("$MLYARD" monitor show -n attrition-monitor --query 'runs[0].job' -o tsv)
+"$MLYARD" job download -n "$MJOB" --output-name signals --download-path "$WS/downloads" >/dev/null
+echo "  report: $WS/downloads/named-outputs/signals/report.html   (open it in a browser)"
+say "the alert is an event; the trigger answered it with the training pipeline: following it"
+"$MLYARD" events --type monitor.signal_alerted
+RJOB=""
+for _ in $(seq 1 120); do
+  RJOB=$("$MLYARD" trigger show -n attrition-retrain-on-drift --query 'firings[?job] | [0].job' -o tsv || true)
+  if [ -n "$RJOB" ] && [ "$RJOB" != "None" ]; then break; fi
+  sleep 0.5
+done
+echo "  retraining job: $RJOB"
+"$MLYARD" job stream -n "$RJOB"
+say "mlyard model list --name attrition-model   (the retrained model is the new version)"
+"$MLYARD" model list --name attrition-model
+
 say "Where to look"
 cat <<MSG
   server (while running):  http://127.0.0.1:$PORT  (REST API under /api/v1, OpenAPI at /openapi.json,
@@ -138,6 +179,8 @@ cat <<MSG
                            .venv/bin/mlyard online-deployment list -e $EP, then get-logs -n blue -e $EP)
   batch endpoint:          $BEP  (.venv/bin/mlyard batch-endpoint list-jobs -n $BEP; job $BJOB's log:
                            .venv/bin/mlyard job stream -n $BJOB; predictions: $PRED)
+  monitor:                 attrition-monitor  (.venv/bin/mlyard monitor show -n attrition-monitor; the report:
+                           $WS/downloads/named-outputs/signals/report.html; the retraining: $RJOB)
   try it yourself:         export MLYARD_WORKSPACE=$WS; .venv/bin/mlyard server start
                            .venv/bin/mlyard job show -n $FIRST
                            .venv/bin/mlyard job download -n $FIRST --all --download-path ./out
