@@ -12,10 +12,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from mlyard.automation.monitor_alerts import NO_SMTP, AlertedSignal
 from mlyard.automation.monitors import DEFINITION_ENV, MONITOR_TAG, production_size
-from mlyard.core.errors import InvalidRequestError, NotFoundError
+from mlyard.automation.scheduler import Scheduler
+from mlyard.automation.schedules import ScheduleService
+from mlyard.core.errors import ConflictError, InvalidRequestError, NotFoundError
 from mlyard.core.settings import ServerSettings
 from mlyard.server.services import Services
+from mlyard.store.events import read_events
 from mlyard.store.jobs_schema import Job
 
 DUE = datetime(2026, 3, 1, 3, 15, tzinfo=UTC)
@@ -118,3 +122,81 @@ def test_the_default_production_window_follows_the_trigger() -> None:
     assert production_size({"type": "recurrence", "frequency": "week", "interval": 2}).days == 14
     assert production_size({"type": "cron", "expression": "0 * * * *"}).days == 7
     assert production_size(None).days == 7
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.now = at
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_the_scheduler_runs_a_monitor_schedule_as_its_job(services: Services) -> None:
+    _collect(services)
+    clock = Clock(datetime(2026, 3, 1, 3, 0, tzinfo=UTC))
+    spec = _monitor({"monitoring_target": {"endpoint_deployment_id": "azureml:ep:blue"}})
+    ScheduleService(services.db, clock=clock).create(spec, "alice", "admin")
+    scheduler = Scheduler(services.db, services.jobs, clock=clock, monitor_runner=services.monitors.scheduled)
+    clock.now = DUE
+    [fired] = scheduler.run_due()
+    assert (fired.job, fired.error) == ("fraud-monitor-20260301t031500z", None)
+    job = services.jobs.get(fired.job)
+    assert job.spec["tags"] == {MONITOR_TAG: "fraud-monitor", "mlyard.schedule": "fraud-monitor"}
+    assert job.created_by == "alice" and "--now 2026-03-01T03:15:00Z" in job.spec["command"]
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+
+
+def _running_run(services: Services, name: str = "m-run-1", status: str = "Running") -> str:
+    definition = {"name": "m", "create_monitor": {
+        "monitoring_signals": {"drift": {"type": "data_drift"}, "quiet": {"type": "data_quality",
+                                                                         "alert_enabled": False}},
+        "alert_notification": {"emails": ["ops@example.com"]}}}
+    with services.db.session() as s:
+        s.add(Job(name=name, parent=None, step=None, position=0, type="command", status=status, display_name=name,
+                  experiment_name="m", experiment_id=0, compute=None, env_mode="inherit",
+                  spec={"tags": {MONITOR_TAG: "m"}, "environment_variables": {DEFINITION_ENV: json.dumps(definition)}},
+                  inputs={}, outputs={}, depends_on=[], force_rerun=False, notes=[], created_at=1,
+                  created_by="alice", actor_role="admin"))
+        s.commit()
+    return name
+
+
+BREACH = [{"metric_name": "JensenShannonDistance", "metric_value": 0.3, "threshold_value": 0.1, "group": "city"}]
+
+
+def test_an_alert_is_one_event_per_signal_and_run_however_often_it_is_posted(services: Services) -> None:
+    job = _running_run(services)
+    alerts = services.monitor_alerts
+    first = alerts.record("m", job, [AlertedSignal("drift", BREACH), AlertedSignal("quiet", BREACH)], "alice")
+    assert first["recorded"] == ["drift"] and first["alert_disabled"] == ["quiet"]
+    assert first["email"] == NO_SMTP
+    again = alerts.record("m", job, [AlertedSignal("drift", BREACH)], "alice")
+    assert again["recorded"] == [] and again["already_recorded"] == ["drift"]
+    with services.db.session() as s:
+        events = read_events(s, types=["monitor.signal_alerted"])
+    assert [(e.subject, e.payload["job"], e.payload["metrics"]) for e in events] == [("m/drift", job, BREACH)]
+    assert events[0].payload["emails"] == {"to": ["ops@example.com"], "status": NO_SMTP}
+
+
+@pytest.mark.parametrize(("monitor", "signal", "breaches", "error", "text"), [
+    ("m", "nope", BREACH, InvalidRequestError, "has no signal 'nope'"),
+    ("m", "drift", [], InvalidRequestError, "lists the metrics"),
+    ("other", "drift", BREACH, NotFoundError, "has no run"),
+])
+def test_alerts_that_do_not_fit_the_run_are_refused(services: Services, monitor: str, signal: str,
+                                                    breaches: list[dict[str, Any]], error: type[Exception],
+                                                    text: str) -> None:
+    job = _running_run(services)
+    with pytest.raises(error, match=text):
+        services.monitor_alerts.record(monitor, job, [AlertedSignal(signal, breaches)], "alice")
+    with services.db.session() as s:
+        assert read_events(s, types=["monitor.signal_alerted"]) == []
+
+
+def test_a_run_that_has_ended_takes_no_alert(services: Services) -> None:
+    job = _running_run(services, status="Completed")
+    with pytest.raises(ConflictError, match="has ended"):
+        services.monitor_alerts.record("m", job, [AlertedSignal("drift", BREACH)], "alice")
