@@ -70,45 +70,69 @@ def _text(x: float, y: float, text: str, *, size: int = 11, anchor: str = "start
 # -- charts ---------------------------------------------------------------------------------------
 
 
+def _axis(value: Any) -> str:
+    """An axis label: thousands with separators, small numbers with four significant digits."""
+    if value is None:
+        return ""
+    value = float(value)
+    return f"{value:,.0f}" if abs(value) >= 1000 else _fmt(value)
+
+
+def _categories(histogram: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The largest categories (the engine lists them largest first), in their natural order when all are numbers."""
+    chosen = [b for b in histogram if b.get("category") != "Other"][:MAX_CATEGORIES]
+    try:
+        return sorted(chosen, key=lambda b: float(str(b.get("category"))))
+    except ValueError:
+        return chosen
+
+
 def distribution_chart(histogram: Sequence[Mapping[str, Any]], title: str, *, width: int = 340,
                        height: int = 170) -> str:
-    """Reference and production shares per bin (or category) overlaid."""
+    """Reference (blue bars) and production (an orange outline, or orange bars beside them for categories)
+    shares per bin or category."""
     numerical = bool(histogram) and "lowerBound" in histogram[0]
-    bins = [b for b in histogram if numerical or b.get("category") != "Other"][: None if numerical else MAX_CATEGORIES]
+    bins = list(histogram) if numerical else _categories(histogram)
     total_b = sum(int(b.get("baselineCount") or 0) for b in histogram) or 1
     total_p = sum(int(b.get("targetCount") or 0) for b in histogram) or 1
     shares = [(int(b.get("baselineCount") or 0) / total_b, int(b.get("targetCount") or 0) / total_p) for b in bins]
     top = max((max(a, b) for a, b in shares), default=0) or 1.0
-    left, right, top_pad, bottom = 34, 8, 8, 34 if not numerical else 22
+    left, right, top_pad, bottom = 34, 8, 8, 22
     plot_w, plot_h = width - left - right, height - top_pad - bottom
-    n = max(len(bins), 1)
-    step = plot_w / n
-    body = [f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{width - right}" y2="{top_pad + plot_h}" '
-            f'stroke="{GREY}"/>']
+    base = top_pad + plot_h
+    step = plot_w / max(len(bins), 1)
+    body = [f'<line x1="{left}" y1="{base}" x2="{width - right}" y2="{base}" stroke="{GREY}"/>']
     for frac in (0.5, 1.0):
         y = top_pad + plot_h * (1 - frac)
         body.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#eef0f3"/>')
         body.append(_text(left - 4, y + 4, f"{top * frac:.0%}", size=9, anchor="end", fill="#7b8794"))
-    for i, (share_b, share_p) in enumerate(shares):
-        x = left + i * step
-        if numerical:
-            for share, color in ((share_b, BLUE), (share_p, ORANGE)):
-                h = plot_h * share / top
-                body.append(f'<rect x="{x + 0.5:.1f}" y="{top_pad + plot_h - h:.1f}" width="{max(step - 1, 0.5):.1f}" '
-                            f'height="{h:.1f}" fill="{color}" fill-opacity="0.55"/>')
-        else:
-            bar = max(step / 2 - 2, 1)
+    if numerical:
+        outline = [(float(left), float(base))]
+        for i, (share_b, share_p) in enumerate(shares):
+            x = left + i * step
+            hb, hp = plot_h * share_b / top, plot_h * share_p / top
+            body.append(f'<rect x="{x + 0.5:.1f}" y="{base - hb:.1f}" width="{max(step - 1, 0.5):.1f}" '
+                        f'height="{hb:.1f}" fill="{BLUE}" fill-opacity="0.6"/>')
+            outline += [(x, base - hp), (x + step, base - hp)]
+        outline.append((float(left + len(shares) * step), float(base)))
+        coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in outline)
+        body.append(f'<polyline fill="none" stroke="{ORANGE}" stroke-width="2" points="{coords}"/>')
+        if bins:
+            body.append(_text(left, height - 6, _axis(bins[0].get("lowerBound")), size=9, fill="#52606d"))
+            body.append(_text(width - right, height - 6, _axis(bins[-1].get("upperBound")), size=9, anchor="end",
+                              fill="#52606d"))
+    else:
+        bar = max(step / 2 - 2, 1)
+        room = max(int(step / 5.5), 3)  # characters a label may take under its pair of bars
+        for i, (share_b, share_p) in enumerate(shares):
+            x = left + i * step
             for j, (share, color) in enumerate(((share_b, BLUE), (share_p, ORANGE))):
                 h = plot_h * share / top
-                body.append(f'<rect x="{x + 1 + j * bar:.1f}" y="{top_pad + plot_h - h:.1f}" width="{bar:.1f}" '
+                body.append(f'<rect x="{x + 1 + j * bar:.1f}" y="{base - h:.1f}" width="{bar:.1f}" '
                             f'height="{h:.1f}" fill="{color}" fill-opacity="0.85"/>')
             label = str(bins[i].get("category"))
-            body.append(_text(x + step / 2, top_pad + plot_h + 12, label[:8] + ("…" if len(label) > 8 else ""),
+            body.append(_text(x + step / 2, base + 12, label if len(label) <= room else label[:room - 1] + "…",
                               size=9, anchor="middle", fill="#52606d"))
-    if numerical and bins:
-        lo, hi = bins[0].get("lowerBound"), bins[-1].get("upperBound")
-        body.append(_text(left, height - 6, _fmt(lo), size=9, fill="#52606d"))
-        body.append(_text(width - right, height - 6, _fmt(hi), size=9, anchor="end", fill="#52606d"))
     return f'<div class="fig"><div class="t">{escape(title)}</div>' + _svg(width, height, body, title) + "</div>"
 
 
