@@ -105,6 +105,8 @@ def test_given_signals_keep_their_data_and_share_one_input_per_asset(services: S
      "enable data_collector.collections.model_inputs"),
     ({"monitoring_target": {"endpoint_deployment_id": "ep-without-deployment"}}, InvalidRequestError,
      "is not azureml:<endpoint>:<deployment>"),
+    ({"monitoring_signals": {"mine": {"type": "custom", "component_id": "azureml:c:1"}}}, InvalidRequestError,
+     "no signal mlyard computes: the signals are custom"),
     ({"monitoring_signals": {"d": {"type": "data_drift", "production_data": {
         "input_data": {"path": "azureml:missing:1", "type": "uri_file"}}, "reference_data": {
         "input_data": {"path": "azureml:missing:1", "type": "uri_file"}}}}}, NotFoundError, "missing"),
@@ -113,6 +115,16 @@ def test_monitors_that_cannot_run_are_refused_and_create_no_job(services: Servic
                                                                  error: type[Exception], text: str) -> None:
     with pytest.raises(error, match=text):
         services.monitors.run(_monitor(create_monitor), actor="alice")
+    with services.db.session() as s:
+        assert s.scalars(select(Job)).all() == []
+
+
+@pytest.mark.parametrize("name", ["a" * 201, "with/slash", "-dash-first", "with space"])
+def test_a_monitor_name_that_cannot_name_its_jobs_and_events_is_refused(services: Services, name: str) -> None:
+    _collect(services)
+    spec = {**_monitor({"monitoring_target": {"endpoint_deployment_id": "azureml:ep:blue"}}), "name": name}
+    with pytest.raises(InvalidRequestError, match="is not a letter or digit followed by"):
+        services.monitors.run(spec, actor="alice")
     with services.db.session() as s:
         assert s.scalars(select(Job)).all() == []
 

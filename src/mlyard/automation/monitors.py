@@ -21,6 +21,7 @@ its MLflow run, and posts alerted signals back (``monitor_alerts.py``). Its disp
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shlex
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ DEFAULT_SIGNALS = {"data-drift-signal": ("data_drift", "model_inputs"),
                    "prediction-drift-signal": ("prediction_drift", "model_outputs"),
                    "data-quality-signal": ("data_quality", "model_inputs")}
 OUTPUTS_CONTEXT = ("prediction_drift",)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
 ENGINE_SIGNALS = ("data_drift", "prediction_drift", "data_quality", "model_performance", "feature_attribution_drift")
 
 
@@ -75,6 +77,15 @@ def production_size(trigger: dict[str, Any] | None) -> timedelta:
         return timedelta(days=1)
     return {"day": timedelta(days=interval), "week": timedelta(days=7 * interval),
             "month": timedelta(days=30 * interval)}.get(str(frequency), timedelta(days=7))
+
+
+def check_monitor_name(name: str) -> None:
+    """A monitor's name names its jobs, experiment and event subjects (``<monitor>/<signal>``): Azure's rule for
+    schedule names (a letter or digit, then letters, digits, ``-`` and ``_``), at most 200 characters here."""
+    if not _NAME.fullmatch(name):
+        raise _bad(f"monitor name {name[:80]!r}{'...' if len(name) > 80 else ''} is not a letter or digit followed by "
+                   "letters, digits, '-' and '_' (at most 200 characters): it names the runs' jobs, experiment and "
+                   "alert events", "name")
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,7 @@ class MonitorService:
 
     def _submit(self, monitor: str, create_monitor: dict[str, Any], trigger: dict[str, Any] | None, due: datetime,
                 *, actor: str, role: str, name: str, schedule: str | None) -> Job:
+        check_monitor_name(monitor)
         spec = self.job_spec(monitor, create_monitor, trigger, due)
         if schedule is not None:
             spec["tags"][SCHEDULE_TAG] = schedule
@@ -224,6 +236,10 @@ class MonitorService:
                        for name, (type_, _) in DEFAULT_SIGNALS.items()}
             signals["data-drift-signal"]["features"] = "all_features"
             definition["monitoring_signals"] = signals
+        if not any(signal.get("type") in ENGINE_SIGNALS for signal in signals.values()):
+            kinds = ", ".join(sorted({str(s.get("type")) for s in signals.values()}))
+            raise _bad(f"no signal mlyard computes: the signals are {kinds}; mlyard computes "
+                       f"{', '.join(ENGINE_SIGNALS)}", "create_monitor.monitoring_signals")
         for name, signal in signals.items():
             if signal.get("type") not in ENGINE_SIGNALS:
                 continue
