@@ -27,9 +27,10 @@ URI = "azureml://datastores/workspaceblobstore/paths"
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
+def services(tmp_path: Path, database_url: str) -> Iterator[Services]:
+    """A server's services on each store (SQLite and PostgreSQL)."""
     (tmp_path / "ws").mkdir()
-    svc = Services.open(ServerSettings(workspace=tmp_path / "ws"))
+    svc = Services.open(ServerSettings(workspace=tmp_path / "ws", database_url=database_url))
     try:
         yield svc
     finally:
