@@ -1,13 +1,16 @@
 """Monitor runs through a real server and the CLI: a monitor over two data assets alerts on the drifted features, its
 job's MLflow run holds the metrics, a ``monitor.signal_alerted`` event is written, the alert e-mail reaches a real
-local SMTP server and the report is an HTML page with charts; a monitor without drift does not alert; a malformed
-monitor file is refused with file:line:field and creates nothing."""
+local SMTP server and the report is an HTML page with charts; a monitor without drift does not alert; a monitor
+without signals gets Azure's three defaults on a deployment's collected data; a malformed monitor file is refused
+with file:line:field and creates nothing."""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,6 +40,14 @@ create_monitor:
       reference_data: {input_data: {path: azureml:mon-reference:1, type: uri_file}, data_context: training}
       metric_thresholds: {numerical: {null_value_rate: 0.05}, categorical: {null_value_rate: 0.05}}
   alert_notification: {emails: [ops@example.com]}
+"""
+
+DEFAULT_MONITOR = """\
+$schema: http://azureml/sdk-2-0/Schedule.json
+name: default-monitor
+trigger: {type: cron, expression: "0 6 * * *"}
+create_monitor:
+  monitoring_target: {ml_task: classification, endpoint_deployment_id: azureml:shop-ep:blue}
 """
 
 BAD_MONITOR = """\
@@ -108,8 +119,32 @@ def yard(mailbox: tuple[Mailbox, int], tmp_path_factory: pytest.TempPathFactory)
     write(root / "steady-monitor.yml", MONITOR.replace("@NAME@", "steady-monitor")
           .replace("@PRODUCTION@", "./steady.csv"))
     write(root / "bad-monitor.yml", BAD_MONITOR)
+    write(root / "default-monitor.yml", DEFAULT_MONITOR)
+    # a deployment's collected data, as the data collector lays it out: last week's traffic (the reference of the
+    # default signals) like the reference file, this week's like the drifted one
+    now = datetime.now(UTC)
+    for collection, frames in (("model_inputs", (reference, drifted)),
+                               ("model_outputs", (pd.DataFrame({"prediction": (reference["income"] < 4500)
+                                                                .astype(int)}),
+                                                  pd.DataFrame({"prediction": (drifted["income"] < 4500)
+                                                                .astype(int)})))):
+        for frame, at in zip(frames, (now - timedelta(days=10), now - timedelta(hours=1)), strict=True):
+            _collected(root / "collected" / collection, at, frame)
+        yard.cli("data", "create", "--name", f"shop-ep-blue-{collection}", "--version", "1", "--type", "uri_folder",
+                 "--path", str(root / "collected" / collection))
     yield yard
     proc.stop()
+
+
+def _collected(folder: Path, at: datetime, frame: pd.DataFrame) -> None:
+    hour = folder / at.strftime("%Y/%m/%d/%H")
+    hour.mkdir(parents=True, exist_ok=True)
+    rows = frame.to_dict(orient="records")
+    stamp = at.isoformat().replace("+00:00", "Z")
+    with (hour / "instance-0.jsonl").open("w") as out:
+        for start in range(0, len(rows), 100):
+            out.write(json.dumps({"specversion": "1.0", "id": f"e{start}", "time": stamp,
+                                  "data": rows[start:start + 100], "correlationid": f"c{start}"}) + "\n")
 
 
 def _json(yard: JobYard, *args: str) -> Any:
@@ -197,6 +232,23 @@ def test_a_monitor_without_drift_does_not_alert(yard: JobYard) -> None:
     assert {s["signalName"] for s in result["signals"]} == {"features-drift", "features-quality"}
     assert _events(yard, "steady-monitor") == []
     assert _json(yard, "monitor", "show", "-n", "steady-monitor")["runs"][0]["alerts"] == []
+
+
+def test_without_signals_azure_s_defaults_compare_this_week_s_collected_data_with_the_weeks_before(
+        yard: JobYard) -> None:
+    result = _json(yard, "monitor", "run", "-f", "default-monitor.yml")
+    signals = {s["signalName"]: s for s in result["signals"]}
+    assert set(signals) == {"data-drift-signal", "prediction-drift-signal", "data-quality-signal"}
+    assert _alerted(result)["data-drift-signal"] == {"income", "travel"}
+    assert signals["prediction-drift-signal"]["status"] == "alerted"  # more leave predictions: income fell
+    drift = signals["data-drift-signal"]
+    assert drift["metrics"]["rowCount"] == {"baselineCount": 1500, "targetCount": 1000}
+    # a cron trigger: a production window of 7 days; the reference is the 14 days before it
+    windows = {k: {e: datetime.fromisoformat(v[e].replace("Z", "+00:00")) for e in ("start", "end")}
+               for k, v in drift["windows"].items()}
+    assert windows["production"]["end"] - windows["production"]["start"] == timedelta(days=7)
+    assert windows["baseline"]["end"] == windows["production"]["start"]
+    assert windows["baseline"]["end"] - windows["baseline"]["start"] == timedelta(days=14)
 
 
 def test_a_malformed_monitor_file_is_refused_with_its_line_and_field_and_creates_nothing(yard: JobYard) -> None:
