@@ -297,6 +297,12 @@ class MonitorService:
                         "last_run": last[0] if last else None})
         return out
 
+    def schedule_of(self, monitor: str) -> ScheduleRow | None:
+        """The stored monitor schedule of that name, if any."""
+        with self._db.session() as s:
+            row = s.get(ScheduleRow, monitor)
+        return row if row is not None and row.action == "create_monitor" else None
+
     def run_of(self, monitor: str, job: str) -> Job:
         try:
             row = self._jobs.get(job)

@@ -122,7 +122,7 @@ def list_monitors(monitors: Svc, services: ServicesDep) -> list[MonitorRead]:
 @router.get(BASE + "/{name}", response_model=MonitorRead, summary="Show a monitor's latest runs and alerts")
 def show_monitor(name: str, monitors: Svc, services: ServicesDep,
                  max_runs: Annotated[int, Query(ge=1, le=500)] = 20) -> MonitorRead:
-    known = next((m for m in monitors.monitors() if m["name"] == name), None)
+    known = monitors.schedule_of(name)
     runs = monitors.runs(name, limit=max_runs)
     if known is None and not runs:
         from mlyard.core.errors import NotFoundError
@@ -131,8 +131,8 @@ def show_monitor(name: str, monitors: Svc, services: ServicesDep,
                             "'mlyard monitor list' shows them", details={"monitor": name})
     alerts = _alerts(services, name)
     rows = [_run(monitors, name, r, alerts) for r in runs]
-    return MonitorRead(name=name, scheduled=bool(known and known["scheduled"]), enabled=bool(known and
-                       known["enabled"]), last_run=rows[0] if rows else None, runs=rows)
+    return MonitorRead(name=name, scheduled=known is not None, enabled=bool(known is not None and known.enabled),
+                       last_run=rows[0] if rows else None, runs=rows)
 
 
 @router.get(BASE + "/{name}/runs/{job}", response_model=RunRead, summary="One run, with its signals' results")
