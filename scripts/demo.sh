@@ -130,8 +130,8 @@ head -3 "$PRED" | sed 's/^/    /'
 MON=examples/attrition/mlops/azureml/monitoring/attrition-monitor.yml
 AUTO=examples/attrition/mlops/azureml/automation
 say "mlyard trigger create -f $AUTO/retrain-on-drift.yml   (a drift alert of attrition-monitor retrains the model)"
-# unchanged data would reuse every step of the pipeline: the retraining runs them again
-"$MLYARD" trigger create -f "$AUTO/retrain-on-drift.yml" --set create_job.settings.force_rerun=true
+# its create_job sets force_rerun: unchanged data would otherwise reuse every step of the pipeline
+"$MLYARD" trigger create -f "$AUTO/retrain-on-drift.yml"
 say "the drifted production files sent to $EP as traffic   (blue collects each request's inputs and outputs)"
 "$PY" examples/attrition/mlops/monitoring/send_traffic.py --scoring-uri "$SCORING_URI" --key "$KEY" "$PROD"/*.csv
 say "mlyard monitor run -f $MON   (blue's collected inputs of the last day against the training data)"

@@ -60,9 +60,8 @@ def test_drifted_traffic_ends_in_a_new_model_version_through_monitor_alert_event
     _cli(server, "online-endpoint", "create", "-f", str(AZUREML / "deploy" / "online" / "online-endpoint.yml"))
     _cli(server, "online-deployment", "create", "-n", "blue", "--endpoint-name", "attrition-online", "-f",
          str(AZUREML / "deploy" / "online" / "online-deployment.yml"), "--all-traffic")
-    # the example's retraining trigger; a retraining on unchanged data would reuse every step, so it runs them again
-    _cli(server, "trigger", "create", "-f", str(AZUREML / "automation" / "retrain-on-drift.yml"),
-         "--set", "create_job.settings.force_rerun=true")
+    # the example's retraining trigger (force_rerun: a retraining on unchanged data would reuse every step)
+    _cli(server, "trigger", "create", "-f", str(AZUREML / "automation" / "retrain-on-drift.yml"))
 
     # this quarter's employees, whose income, overtime, commute and travel moved, sent as production traffic
     uri = _cli(server, "online-endpoint", "show", "-n", "attrition-online", "--query", "scoring_uri", "-o",

@@ -97,14 +97,14 @@ class ScheduleShow(ScheduleRead):
     note: str | None = Field(default=None, description="What a create_monitor schedule's firings do for now.")
 
     @classmethod
-    def of_view(cls, view: ScheduleView) -> ScheduleShow:
+    def of_view(cls, view: ScheduleView, *, runs_monitors: bool = True) -> ScheduleShow:
         base = ScheduleRead.of(view.row).model_dump()
         return cls(**base, time_zone=view.zone,
                    next_firings=[t.isoformat().replace("+00:00", "Z") for t in view.next_firings],
                    next_firings_local=[t.isoformat() for t in view.next_firings_local],
                    last_job=next((f.job for f in view.firings if f.job), None),
                    firings=[FiringRead.of(f, view.row.action) for f in view.firings],
-                   note=MONITOR_NOTE if view.row.action == "create_monitor" else None)
+                   note=MONITOR_NOTE if view.row.action == "create_monitor" and not runs_monitors else None)
 
 
 @router.post(BASE, response_model=ScheduleRead, status_code=201, summary="Create a schedule")
@@ -119,8 +119,8 @@ def list_schedules(schedules: Svc) -> list[ScheduleRead]:
 
 @router.get(BASE + "/{name}", response_model=ScheduleShow,
             summary="Show a schedule, its next five firings and its latest firings")
-def show_schedule(name: str, schedules: Svc) -> ScheduleShow:
-    return ScheduleShow.of_view(schedules.show(name))
+def show_schedule(name: str, schedules: Svc, services: Annotated[Services, Depends(get_services)]) -> ScheduleShow:
+    return ScheduleShow.of_view(schedules.show(name), runs_monitors=services.scheduler.monitor_runner is not None)
 
 
 @router.patch(BASE + "/{name}", response_model=ScheduleRead, summary="Replace a schedule's spec")
