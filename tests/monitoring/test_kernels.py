@@ -98,6 +98,27 @@ def test_pyspark_counting_matches_the_transcription_on_edges_and_uneven_buckets(
     assert kernels.pyspark_histogram(values, uneven).tolist() == spark_histogram(values.tolist(), uneven.tolist())
 
 
+def test_counting_sorted_values_by_binary_search_gives_the_same_counts() -> None:
+    rng = np.random.default_rng(12)
+    for case in range(1500):
+        n = int(rng.integers(1, 300))
+        values = np.sort([rng.normal(size=n), rng.integers(0, 6, n).astype(float),
+                          rng.uniform(-1e6, 1e6, n)][case % 3])
+        lo = float(values[0]) - float(rng.random() < 0.3) * float(rng.random())
+        edges = kernels.azure_edges(lo, float(values[-1]), int(rng.integers(1, 25)))
+        assert kernels.pyspark_histogram_sorted(values, edges).tolist() == \
+            kernels.pyspark_histogram(values, edges).tolist()
+    lo, hi, k = _quirk_case()
+    edges = kernels.azure_edges(lo, hi, k)
+    on_edges = np.sort(np.concatenate([edges, edges, [hi]]))
+    assert kernels.pyspark_histogram_sorted(on_edges, edges).tolist() == spark_histogram(on_edges.tolist(),
+                                                                                         edges.tolist())
+    uneven = np.array([1e12, 1e12 + 0.3, 1e12 + 0.6000001, 1e12 + 0.9])
+    values = np.array([1e12, 1e12 + 0.3, 1e12 + 0.61, 1e12 + 0.9])
+    assert kernels.pyspark_histogram_sorted(values, uneven).tolist() == spark_histogram(values.tolist(),
+                                                                                        uneven.tolist())
+
+
 def test_jensen_shannon_is_scipy_base_2_with_empty_bins() -> None:
     counts_b = np.array([5, 0, 3, 0, 12])
     counts_p = np.array([0, 4, 3, 0, 1])

@@ -140,7 +140,8 @@ def _numerical(feature: FeatureResult, base: FloatArray, prod: FloatArray, k: in
         lo, hi = min(base.min(), prod.min()), max(base.max(), prod.max())
     bins = k or kernels.sturges_bins(len(base), len(prod))
     edges = kernels.azure_edges(float(lo), float(hi), bins)
-    counts_b, counts_p = kernels.pyspark_histogram(base, edges), kernels.pyspark_histogram(prod, edges)
+    histogram = kernels.pyspark_histogram_sorted if needs_sort else kernels.pyspark_histogram
+    counts_b, counts_p = histogram(base, edges), histogram(prod, edges)
     compared = kernels.compare_sorted(base, prod) if needs_sort else None
     for key, threshold in wanted.items():
         if key == "jensen_shannon_distance":

@@ -67,6 +67,40 @@ def pyspark_histogram(values: FloatArray, edges: FloatArray) -> IntArray:
     return np.bincount(index, minlength=k).astype(np.int64)
 
 
+def pyspark_histogram_sorted(values: FloatArray, edges: FloatArray) -> IntArray:
+    """``pyspark_histogram`` of **sorted** values, by binary search instead of a pass over every value.
+
+    PySpark's bin index (``int((x - e0) / inc)``, or the bisection of the edges) never decreases as x grows, so the
+    first value of each bin can be found with the same arithmetic on O(log n) values per edge; the counts are the
+    same as ``pyspark_histogram``'s, values outside [e0, e_last] skipped alike.
+    """
+    k = len(edges) - 1
+    first, last = float(edges[0]), float(edges[-1])
+    low = int(np.searchsorted(values, first, side="left"))
+    high = int(np.searchsorted(values, last, side="right"))
+    bounds = [low]
+    steps = np.diff(edges)
+    if float(steps.max() - steps.min()) < PYSPARK_EVEN_TOLERANCE:
+        increment = (last - first) / k
+        start = low
+        for j in range(1, k):
+            a, b = start, high
+            while a < b:  # the first position whose bin is j or more
+                middle = (a + b) // 2
+                if int((float(values[middle]) - first) / increment) >= j:
+                    b = middle
+                else:
+                    a = middle + 1
+            bounds.append(a)
+            start = a
+    else:
+        bounds += [min(max(int(np.searchsorted(values, edges[j], side="left")), low), high) for j in range(1, k)]
+    bounds.append(high)
+    positions = np.array(bounds, dtype=np.int64)
+    counts: IntArray = positions[1:] - positions[:-1]
+    return counts
+
+
 def _rel_entr(x: FloatArray, y: FloatArray) -> FloatArray:
     """scipy.special.rel_entr for x >= 0, y > 0 where x > 0: ``x log(x / y)``, and 0 where x == 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
