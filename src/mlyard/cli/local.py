@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mlyard.cli.context import workspace_option
+from mlyard.cli.output import emit, output_option
 from mlyard.core.errors import InvalidRequestError
 
 if TYPE_CHECKING:
@@ -201,3 +202,136 @@ def status(ctx: click.Context) -> None:
     except httpx.TransportError:
         answers = False
     click.echo(f"running for {ws}: {info.describe()}" + ("" if answers else f"; not answering at {info.url} yet"))
+
+
+# -- lifecycle: check, gc, backup, restore, migrate (docs/lifecycle.md) -----------------------------
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n} B"
+
+
+@workspace.command("check")
+@click.option("--no-hash", is_flag=True, help="Compare sizes only; skip reading every file for its sha256.")
+@output_option
+@click.pass_context
+def check_cmd(ctx: click.Context, no_hash: bool, output: str) -> None:
+    """Verify every recorded file's sha256 and every reference; exit 1 when something is missing or corrupt.
+
+    Checks the store's integrity (SQLite), every file recorded in a datastore (present, size, sha256),
+    every asset version's files, every upload folder an asset, job, deployment or schedule names, and
+    the models deployments serve. Safe while the server runs.
+    """
+    from mlyard.server.lifecycle import check
+
+    report = check(_workspace(ctx), verify_hashes=not no_hash,
+                   progress=lambda line: click.echo(line, err=True) if output == "table" else None)
+    if output != "table":
+        emit(report.as_dict(), output)
+    else:
+        for problem in report.problems:
+            click.secho(problem.line(), fg="red")
+        for note in report.notes:
+            click.echo(f"note: {note}")
+        checked = ", ".join(f"{n} {what}" for what, n in report.checked.items())
+        click.echo(f"checked {checked}: " + ("ok" if report.ok else f"{len(report.problems)} problem(s)"))
+    if not report.ok:
+        ctx.exit(1)
+
+
+@workspace.command("gc")
+@click.option("--yes", "-y", is_flag=True, help="Remove what is listed (without it, nothing is removed).")
+@click.option("--dry-run", is_flag=True, help="Only list what would go and how many bytes (the default).")
+@output_option
+@click.pass_context
+def gc_cmd(ctx: click.Context, yes: bool, dry_run: bool, output: str) -> None:
+    """List (default) or remove (--yes) what the retention settings in mlyard.yaml let go.
+
+    Folders of failed and canceled jobs (their logs kept), isolated environments unused or beyond the
+    size cap, uploads nothing references, runs and logged models deleted in MLflow, and old logs.
+    Nothing an asset version, run, job, deployment or schedule references is removed. Safe while the
+    server runs, and safe to kill: run it again to finish.
+    """
+    from mlyard.server.lifecycle import gc
+
+    if yes and dry_run:
+        raise InvalidRequestError("--yes and --dry-run contradict each other: give one")
+    plan = gc(_workspace(ctx), remove=yes,
+              progress=lambda line: click.echo(line, err=True) if output == "table" else None)
+    result = {"removed": yes, "files": plan.files, "bytes": plan.bytes, "by_kind": plan.totals(),
+              "items": [i.as_dict() for i in plan.items]}
+    if output != "table":
+        emit(result, output)
+        return
+    if not yes:
+        emit(result["items"], output, columns=[("kind", lambda r: r["kind"]), ("what", lambda r: r["what"]),
+                                               ("files", lambda r: r["files"]),
+                                               ("bytes", lambda r: _size(r["bytes"]))])
+    for kind, t in plan.totals().items():
+        click.echo(f"{kind}: {t['items']} item(s), {t['files']} file(s), {_size(t['bytes'])}")
+    verb = "removed" if yes else "would remove"
+    click.echo(f"{verb} {plan.files} file(s), {_size(plan.bytes)} ({plan.bytes} bytes)"
+               + ("" if yes else "; run again with --yes to remove them"))
+
+
+@workspace.command("backup")
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.pass_context
+def backup_cmd(ctx: click.Context, dest: str) -> None:
+    """Back up the workspace into DEST (a new or empty folder) while the server may run.
+
+    The store by SQLite's online backup (or pg_dump), every file of its local datastores hashed as it
+    is copied, job logs and settings; manifest.json, written last, lists each file's sha256.
+    """
+    from mlyard.server.lifecycle import backup
+
+    result = backup(_workspace(ctx), Path(dest), progress=lambda line: click.echo(line, err=True))
+    click.echo(f"backup in {result.dest}: {result.database} and {result.files} file(s), {_size(result.bytes)}, "
+               f"verified, in {result.seconds:.1f} s")
+
+
+@workspace.command("restore")
+@click.argument("src", type=click.Path(file_okay=False, exists=True))
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option("--database-url", help="Empty PostgreSQL database to restore a PostgreSQL backup into.")
+def restore_cmd(src: str, path: str, database_url: str | None) -> None:
+    """Restore the backup SRC into a new workspace folder PATH, verifying every file, then check it."""
+    from mlyard.server.lifecycle import restore
+
+    report = restore(Path(src), Path(path), database_url, progress=lambda line: click.echo(line, err=True))
+    for problem in report.problems:
+        click.secho(problem.line(), fg="red")
+    click.echo(f"workspace restored at {Path(path).resolve()}: check " + (
+        "ok" if report.ok else f"found {len(report.problems)} problem(s)"))
+    click.echo("its mlyard.yaml keeps the original port: change it if the original server still runs")
+    if not report.ok:
+        sys.exit(1)
+
+
+@workspace.command("migrate")
+@click.option("--database-url", required=True, help="PostgreSQL URL (postgresql://user:pw@host/db) to move to.")
+@click.option("--datastore", help="Object storage root (abfs://, s3://) for the files: not implemented yet.")
+@click.pass_context
+def migrate_cmd(ctx: click.Context, database_url: str, datastore: str | None) -> None:
+    """Copy the workspace's SQLite store to PostgreSQL, verify every table, and switch mlyard.yaml to it.
+
+    Resumable: run it again after an interruption. The server must be stopped. The SQLite file is
+    left in place, untouched, as the way back. Files stay in their datastores.
+    """
+    from mlyard.server.lifecycle import migrate
+
+    if datastore:
+        raise InvalidRequestError("--datastore is not implemented yet (object storage datastores come with issue 15):"
+                                  " migrate the store alone, the files stay where they are")
+    ws = _workspace(ctx)
+    if _running(ws) is not None:
+        raise InvalidRequestError(f"a server runs for {ws}: stop it first ('mlyard server stop'), so no write is left "
+                                  "behind in SQLite")
+    report = migrate(ws, database_url, progress=lambda line: click.echo(line, err=True))
+    click.echo(f"copied {report.copied} of {report.rows} row(s) in {len(report.tables)} tables; every table verified "
+               "(row count and sha256)")
+    click.echo(f"{ws}/mlyard.yaml now points at {database_url.split('@')[-1]}; mlyard.db is left as it was")

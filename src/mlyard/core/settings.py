@@ -23,6 +23,13 @@ Environment variables:
     MLYARD_SMTP_PASSWORD  password of that user
     MLYARD_SMTP_FROM      sender address of alert e-mails (default mlyard@localhost)
     MLYARD_SMTP_STARTTLS  upgrade the connection with STARTTLS before logging in (default false)
+    MLYARD_GC_FAILED_JOBS_DAYS    days a failed or canceled job's folder is kept (its log stays; default 14)
+    MLYARD_GC_DELETED_RUNS_DAYS   days a run or logged model deleted in MLflow stays recoverable (default 30)
+    MLYARD_GC_ENVS_UNUSED_DAYS    days an isolated environment may go unused before gc removes it (default 30)
+    MLYARD_GC_ENVS_MAX_GB         size cap of isolated environments; beyond it, least recently used go (default 20)
+    MLYARD_GC_ORPHAN_UPLOADS_DAYS days an upload nothing references is kept, for its create to come (default 1)
+    MLYARD_GC_LOGS_DAYS           days job and deployment logs are kept after they were last written (default 90)
+    MLYARD_GC_INTERVAL_HOURS      hours between the server's own gc runs (default 0: the server never runs gc)
     MLYARD_URL            (client) base URL of the server
     MLYARD_TOKEN          (client) API token sent as ``Authorization: Bearer``
     MLYARD_DEBUG          (client) show tracebacks for unexpected errors
@@ -100,6 +107,15 @@ class ServerSettings(BaseSettings):
     smtp_password: str | None = Field(default=None, description="Password of the SMTP user.")
     smtp_from: str = Field(default="mlyard@localhost", description="Sender address of alert e-mails.")
     smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with STARTTLS.")
+    gc_failed_jobs_days: float = Field(default=14, ge=0, description="Days a failed or canceled job's folder is kept.")
+    gc_deleted_runs_days: float = Field(default=30, ge=0,
+                                        description="Days a deleted run or logged model stays recoverable.")
+    gc_envs_unused_days: float = Field(default=30, ge=0, description="Days an isolated environment may go unused.")
+    gc_envs_max_gb: float = Field(default=20, ge=0, description="Size cap of isolated environments, in GB.")
+    gc_orphan_uploads_days: float = Field(default=1, ge=0,
+                                          description="Days an upload nothing references is kept for its create.")
+    gc_logs_days: float = Field(default=90, ge=0, description="Days job and deployment logs are kept.")
+    gc_interval_hours: float = Field(default=0, ge=0, description="Hours between the server's gc runs; 0: never.")
 
     @classmethod
     def settings_customise_sources(

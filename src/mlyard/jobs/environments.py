@@ -13,6 +13,7 @@ What is read from an environment definition (pip requirements, the pinned Python
 Cache layout under the root (e.g. ``<workspace>/.mlyard/envs``)::
 
     <key>/                       a finished venv; <key>/mlyard-env.json was written before the rename
+    <key>/.mlyard-last-used      touched each time the venv is reused ('mlyard workspace gc' reads it)
     .tmp-<key>-<random>/         a build in progress, or one a crash left (removed by the next build)
     .locks/<key>.lock            held (flock) while a key is checked or built
 
@@ -22,6 +23,7 @@ folder at ``<key>`` without the marker is never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -50,6 +52,7 @@ EnvMode = Literal["inherit", "isolated"]
 ENV_MODES: tuple[EnvMode, ...] = ("inherit", "isolated")
 
 MARKER = "mlyard-env.json"
+LAST_USED = ".mlyard-last-used"  # touched at each reuse (its mtime); the marker says when it was built
 REQUIREMENTS_FILE = "mlyard-requirements.txt"
 CONSTRAINTS_FILE = "mlyard-constraints.txt"
 TAIL_LINES = 40
@@ -276,6 +279,8 @@ class EnvironmentCache:
         with _key_lock(self.root, key, log):
             if _is_complete(final):
                 log(f"environment {key[:12]} cached")
+                with contextlib.suppress(OSError):  # its last use, for 'mlyard workspace gc'
+                    (final / LAST_USED).touch()
                 return final
             # Under the key's lock, anything left for this key is from a build that died.
             for leftover in [*self.root.glob(f".tmp-{key}-*"), *([final] if final.exists() else [])]:

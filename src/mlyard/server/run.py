@@ -43,12 +43,25 @@ class _Server(uvicorn.Server):
             app.state.stopping.set()
 
 
+def refuse_unknown_schema(database_url: str) -> None:
+    """Raise StorageError when the store's schema is newer than this mlyard knows (nothing is changed)."""
+    from mlyard.store.db import make_engine
+    from mlyard.store.migrate import check_known
+
+    engine = make_engine(database_url)
+    try:
+        check_known(engine)
+    finally:
+        engine.dispose()
+
+
 def serve(settings: ServerSettings) -> None:
     """Serve until SIGTERM or SIGINT; in-flight requests get up to 10 s to finish.
 
     Raises:
         ConflictError: another server holds the workspace (nothing was opened or bound).
         InvalidRequestError: the address is taken.
+        StorageError: the store's schema is newer than this mlyard knows.
     """
     lock = WorkspaceLock.acquire(settings.workspace_path, f"http://{settings.host}:{settings.port}")
     try:
@@ -58,6 +71,7 @@ def serve(settings: ServerSettings) -> None:
         # httpx logs every request at INFO: each scoring request forwarded to a worker would be a line
         logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("mlyard.server").info("workspace lock held: %s", lock.info.describe())
+        refuse_unknown_schema(settings.resolved_database_url)  # one clear line, before uvicorn's start-up
         server = _Server(uvicorn.Config(
             create_app(settings, workspace_lock=lock),
             host=settings.host,
