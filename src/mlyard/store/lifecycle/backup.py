@@ -99,12 +99,26 @@ def _pg_tool(name: str) -> str:
 
 
 def backup_workspace(ws: OpenWorkspace, dest: Path, progress: Progress = _ignore) -> BackupResult:
-    """Back up the workspace into ``dest`` (new or empty) while its server may run."""
-    started = time.monotonic()
+    """Back up the workspace into ``dest`` (new or empty) while its server may run; a failure leaves nothing."""
     dest = dest.expanduser().resolve()
     if dest == ws.path or ws.path in dest.parents:
         raise InvalidRequestError(f"{dest} is inside the workspace {ws.path}: back up to a folder outside it")
     _empty_target(dest, "a backup")
+    try:
+        return _backup(ws, dest, progress)
+    except BaseException:
+        _clear(dest)
+        raise
+
+
+def _clear(folder: Path) -> None:
+    """Empty a folder this command filled (it was new or empty when the command began)."""
+    for child in folder.iterdir() if folder.is_dir() else []:
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+
+
+def _backup(ws: OpenWorkspace, dest: Path, progress: Progress) -> BackupResult:
+    started = time.monotonic()
     snapshot_at = utcnow()
     if ws.db.is_sqlite:
         database = "mlyard.db"
@@ -227,7 +241,18 @@ def restore_workspace(src: Path, target: Path, database_url: str | None = None,
     if not is_pg and database_url:
         raise InvalidRequestError("this backup is of a SQLite store: it restores into the workspace folder; "
                                   "leave out --database-url (then 'mlyard workspace migrate' moves it to PostgreSQL)")
+    created = not target.exists()
     _empty_target(target, "a restore")
+    try:
+        _restore(src, target, manifest, database_url, progress)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True) if created else _clear(target)
+        raise
+    return target
+
+
+def _restore(src: Path, target: Path, manifest: dict[str, Any], database_url: str | None, progress: Progress) -> None:
+    is_pg = manifest["database"].endswith(".pgdump")
     db_file = src / manifest["database"]
     if copy_hashed_sha(db_file) != manifest["database_sha256"]:
         raise StorageError(f"{db_file} does not match the sha256 the backup recorded: the backup is damaged")
@@ -240,8 +265,8 @@ def restore_workspace(src: Path, target: Path, database_url: str | None = None,
             out = target / rel
         got = copy_hashed(src / rel, out)
         if list(got) != [sha, size]:
-            raise StorageError(f"{src / rel} does not match the sha256 the backup recorded: the backup is damaged; "
-                               f"{target} is incomplete, remove it")
+            raise StorageError(f"{src / rel} does not match the sha256 the backup recorded: the backup is damaged "
+                               "(nothing was restored)")
     if (target / STATE_DIR / CLIENT_FILE).exists():
         os.chmod(target / STATE_DIR / CLIENT_FILE, 0o600)
     progress(f"{len(manifest['files'])} file(s) restored and verified")
@@ -261,7 +286,6 @@ def restore_workspace(src: Path, target: Path, database_url: str | None = None,
 
     (target / WORKSPACE_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
     _repoint_datastores(target, database_url, manifest)
-    return target
 
 
 def _repoint_datastores(target: Path, database_url: str | None, manifest: dict[str, Any]) -> None:
