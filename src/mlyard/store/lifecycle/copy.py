@@ -108,7 +108,7 @@ def _copy_missing(src: Connection, dst: Connection, table: Table) -> int:
     have = {tuple(r) for r in dst.execute(select(*pk))}
     copied = 0
     batch: list[dict[str, Any]] = []
-    for row in src.execution_options(yield_per=BATCH).execute(select(table).order_by(*pk)).mappings():
+    for row in src.execute(select(table).order_by(*pk).execution_options(yield_per=BATCH)).mappings():
         if tuple(row[c.name] for c in pk) in have:
             continue
         batch.append(_for_insert(row))
@@ -141,7 +141,7 @@ def _upsert_all(src: Connection, dst: Connection, table: Table, target: Database
                            f"(first: {extra[0]}): give an empty database")
     statement = target.upsert_statement(table, pk, rest) if rest else None
     batch: list[dict[str, Any]] = []
-    for row in src.execution_options(yield_per=BATCH).execute(select(table).order_by(*_pk(table))).mappings():
+    for row in src.execute(select(table).order_by(*_pk(table)).execution_options(yield_per=BATCH)).mappings():
         batch.append(_for_insert(row))
         if len(batch) >= BATCH:
             _upsert_batch(dst, table, statement, batch)
@@ -193,7 +193,7 @@ def table_digest(conn: Connection, table: Table) -> tuple[int, str]:
     """
     total = 0
     count = 0
-    for row in conn.execution_options(yield_per=BATCH).execute(select(table)):
+    for row in conn.execute(select(table).execution_options(yield_per=BATCH)):
         line = json.dumps([_normal(v) for v in row], sort_keys=True, default=str).encode()
         total = (total + int.from_bytes(hashlib.sha256(line).digest(), "big")) % (1 << 256)
         count += 1
