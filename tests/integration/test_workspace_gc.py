@@ -192,3 +192,24 @@ def test_a_gc_killed_half_way_leaves_check_clean_and_the_next_gc_finishes(used_s
     assert json.loads(_gc(server, "-o", "json").stdout)["items"] == []
     assert _check(server).returncode == 0
     assert not any((server.workspace / "artifacts" / "workspaceblobstore" / "LocalUpload").iterdir())
+
+
+def test_the_server_runs_gc_itself_when_gc_interval_hours_is_set(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "workspace", free_port()).init()
+    config_file = server.workspace / "mlyard.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config.update(gc_orphan_uploads_days=0, gc_interval_hours=0.0005)  # every 1.8 s
+    config_file.write_text(yaml.safe_dump(config))
+    server.start()
+    try:
+        tree = _upload_orphan(server, {"x/a.bin": b"a" * 100})
+        folder = server.workspace / "artifacts" / "workspaceblobstore" / "LocalUpload" / tree
+        assert folder.exists()
+        for _ in range(600):  # until the server's next round has run
+            if not folder.exists():
+                break
+            time.sleep(0.1)
+        assert not folder.exists()
+    finally:
+        server.stop()
+    assert _check(server).returncode == 0

@@ -20,7 +20,7 @@ from mlyard.store.lifecycle.check import CheckReport, check_workspace
 from mlyard.store.lifecycle.copy import CopyReport, migrate_to_postgres
 from mlyard.store.lifecycle.gc import GcPlan, plan_gc, run_gc
 from mlyard.store.lifecycle.layout import open_workspace
-from mlyard.store.migrate import upgrade
+from mlyard.store.migrate import current_revision, head_revision, upgrade
 
 Progress = Callable[[str], None]
 log = logging.getLogger("mlyard.server.lifecycle")
@@ -71,7 +71,7 @@ def migrate(path: Path, database_url: str, *, progress: Progress = _ignore) -> C
 
 
 class BackgroundGc:
-    """Runs gc every ``gc_interval_hours`` inside the server (off when the setting is 0)."""
+    """Runs gc every ``gc_interval_hours`` inside ``mlyard server`` (off when the setting is 0)."""
 
     def __init__(self, settings: ServerSettings) -> None:
         self._settings = settings
@@ -87,7 +87,10 @@ class BackgroundGc:
     def _loop(self) -> None:
         while not self._stop.wait(self._settings.gc_interval_hours * 3600):
             try:
-                done = gc(self._settings.workspace_path, remove=True)
+                with open_workspace(self._settings.workspace_path) as ws:
+                    if current_revision(ws.db.engine) != head_revision():
+                        continue  # the server upgrades the store at start-up; never race it
+                    done = run_gc(plan_gc(ws))
                 log.info("gc removed %d file(s), %d bytes", done.files, done.bytes)
             except Exception:  # a failed round is logged and tried again next time
                 log.exception("gc failed")
@@ -95,4 +98,4 @@ class BackgroundGc:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=5)  # a round in progress finishes on its own (daemon thread)

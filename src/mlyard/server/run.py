@@ -14,6 +14,7 @@ from uvicorn.config import STARTUP_FAILURE
 from mlyard.core.errors import InvalidRequestError
 from mlyard.core.settings import ServerSettings
 from mlyard.server.app import create_app
+from mlyard.server.lifecycle import BackgroundGc
 from mlyard.server.lock import WorkspaceLock
 
 
@@ -80,10 +81,14 @@ def serve(settings: ServerSettings) -> None:
             timeout_graceful_shutdown=10,
             access_log=False,
         ))
+        background_gc = BackgroundGc(settings)  # gc_interval_hours > 0 only
+        background_gc.start()
         try:
             server.run()
         except KeyboardInterrupt:
             pass
+        finally:
+            background_gc.stop()
         if not server.started:  # what uvicorn.run does: a failed start-up is exit status 3
             sys.exit(STARTUP_FAILURE)
     finally:
