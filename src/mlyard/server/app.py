@@ -39,6 +39,7 @@ from mlyard.server.routers import (
 )
 from mlyard.server.routers.assets import SEGMENTS, asset_router
 from mlyard.server.services import Services
+from mlyard.server.studio import install_studio
 from mlyard.serving.metrics import ServingMetrics
 from mlyard.serving.router import ScoringRouter
 
@@ -116,6 +117,7 @@ def create_app(settings: ServerSettings | None = None, workspace_lock: Workspace
     app.include_router(schedules.router)
     for kind in SEGMENTS:
         app.include_router(asset_router(kind))
+    install_studio(app)  # the web pages at / and /studio/..., signed in with a cookie session
     app.add_middleware(StrictInputMiddleware)  # inside authentication: nothing is read for a refused client
     app.add_middleware(AuthMiddleware, services=lambda: app.state.services)
     app.add_middleware(MetricsMiddleware, registry=app.state.metrics_registry)

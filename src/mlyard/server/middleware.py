@@ -24,6 +24,10 @@ from mlyard.store.refusals import Entry, RefusalLog
 log = logging.getLogger("mlyard.server")
 
 OPEN_PATHS = frozenset({"/healthz"})
+# The studio's pages and JSON calls: signed in with a cookie session, checked by the studio itself
+# (server/studio/auth.py), never with the API's bearer token.
+STUDIO_PATHS = frozenset({"/", "/studio"})
+STUDIO_PREFIX = "/studio/"
 AJAX_PREFIX = "/ajax-api/2.0/mlflow/"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 RAW_BODY_PREFIX = "/api/v1/datastores/"  # uploads: a file's bytes, whatever its content type says
@@ -44,6 +48,10 @@ async def _refuse(send: Send, path: str, err: InvalidRequestError) -> None:
     await _send_json(send, 400, mlflow_error(err)[0] if is_mlflow_path(path) else err.to_dict(), [])
 
 
+def is_studio_path(path: str) -> bool:
+    return path in STUDIO_PATHS or path.startswith(STUDIO_PREFIX)
+
+
 def _bearer(scope: Scope) -> str | None:
     for key, value in scope.get("headers", []):
         if key == b"authorization":
@@ -53,7 +61,7 @@ def _bearer(scope: Scope) -> str | None:
 
 
 class AuthMiddleware:
-    """Requires ``Authorization: Bearer <token>`` on every route but health; audits mutations."""
+    """Requires ``Authorization: Bearer <token>`` on every route but health and the studio's; audits mutations."""
 
     def __init__(self, app: ASGIApp, services: Callable[[], Services]) -> None:
         self.app = app
@@ -64,7 +72,7 @@ class AuthMiddleware:
         if scope["type"] == "lifespan":
             await self.app(scope, self._flushing(receive), send)
             return
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or is_studio_path(scope["path"]):
             await self.app(scope, receive, send)
             return
         services = self.services()
