@@ -17,6 +17,7 @@ from mlyard.core.settings import ServerSettings
 from mlyard.store.lifecycle.layout import OpenWorkspace
 
 DAY = 86400.0
+BATCH = 200  # items removed in one transaction, where their kind allows
 Progress = Callable[[str], None]
 
 
@@ -46,6 +47,9 @@ class Item:
     files: int
     bytes: int
     remove: Callable[[], None] = field(repr=False)
+    # removes several items of one kind in one transaction (set where one check serves many items)
+    remove_batch: Callable[[list[Item]], None] | None = field(default=None, repr=False, compare=False)
+    key: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "what": self.what, "files": self.files, "bytes": self.bytes}
@@ -93,8 +97,18 @@ def plan_gc(ws: OpenWorkspace, retention: Retention | None = None, *, now: float
 def run_gc(plan: GcPlan, progress: Progress = _ignore) -> GcPlan:
     """Remove every item of ``plan`` in turn; returns the plan of what was removed."""
     done = GcPlan()
-    for item in plan.items:
-        item.remove()
-        done.items.append(item)
-        progress(f"removed {item.kind}: {item.what} ({item.files} file(s), {item.bytes} bytes)")
+    pending = list(plan.items)
+    while pending:
+        item = pending[0]
+        if item.remove_batch is None:
+            chunk = [pending.pop(0)]
+            item.remove()
+        else:
+            chunk = []
+            while pending and pending[0].remove_batch is item.remove_batch and len(chunk) < BATCH:
+                chunk.append(pending.pop(0))
+            item.remove_batch(chunk)
+        for removed in chunk:
+            done.items.append(removed)
+            progress(f"removed {removed.kind}: {removed.what} ({removed.files} file(s), {removed.bytes} bytes)")
     return done

@@ -7,17 +7,18 @@ next gc, once older than the upload grace period, so an upload in flight is neve
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from functools import partial
 
-from sqlalchemy import JSON, Text, cast, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mlyard.store.datastores import FsspecDatastore
 from mlyard.store.jobs_schema import Job
 from mlyard.store.lifecycle.gc import DAY, Item, Retention
-from mlyard.store.lifecycle.layout import RUN_ARTIFACTS_FOLDER, UPLOAD_FOLDER, OpenWorkspace, all_tables
-from mlyard.store.lifecycle.references import NOT_REFERENCES, artifact_folder, referenced_uploads
+from mlyard.store.lifecycle.layout import RUN_ARTIFACTS_FOLDER, UPLOAD_FOLDER, OpenWorkspace
+from mlyard.store.lifecycle.references import artifact_folder, referenced_uploads
 from mlyard.store.registry_schema import LoggedModel, ModelVersion
 from mlyard.store.schema import Blob
 from mlyard.store.tracking_schema import Experiment, Run
@@ -34,19 +35,6 @@ def _files(store: FsspecDatastore, prefix: str) -> tuple[int, int, float]:
     return files, size, newest
 
 
-def upload_is_referenced(s: Session, tree: str) -> bool:
-    """Whether any row outside the logs names ``LocalUpload/<tree>`` (checked again right before removal)."""
-    needle = f"%{UPLOAD_FOLDER}/{tree}%"
-    for table in all_tables():
-        if table.name in NOT_REFERENCES:
-            continue
-        texts = [cast(c, Text) for c in table.columns if isinstance(c.type, (Text, JSON))]
-        if texts and s.execute(select(1).select_from(table).where(or_(*(t.like(needle) for t in texts)))
-                               .limit(1)).first() is not None:
-            return True
-    return False
-
-
 def orphan_upload_items(ws: OpenWorkspace, retention: Retention, now: float) -> list[Item]:
     """``LocalUpload/<tree>`` folders that no asset, job, run, deployment or schedule names."""
     grace = retention.orphan_uploads_days * DAY
@@ -59,6 +47,7 @@ def orphan_upload_items(ws: OpenWorkspace, retention: Retention, now: float) -> 
             key = (ds, path.split("/")[1])
             recorded[key] = max(recorded.get(key, 0.0), created.timestamp() if created else 0.0)
     for name, store in ws.datastores().items():
+        remove_batch = partial(_remove_uploads, ws, store)
         trees = {e.name for e in store.list_dir(UPLOAD_FOLDER) if e.is_dir}
         trees |= {t for d, t in recorded if d == name}
         for tree in sorted(trees):
@@ -69,23 +58,31 @@ def orphan_upload_items(ws: OpenWorkspace, retention: Retention, now: float) -> 
             if now - max(newest, recorded.get((name, tree), 0.0)) <= grace:
                 continue  # an upload whose asset, job or run may be created any moment
             what = f"{name}:{prefix}" + ("" if (name, tree) in recorded else " (not recorded)")
-            items.append(Item("orphan upload", what, files, size, _upload_remover(ws, store, tree)))
+            item = Item("orphan upload", what, files, size, lambda: None, remove_batch, tree)
+            item.remove = partial(remove_batch, [item])
+            items.append(item)
     return items
 
 
-def _upload_remover(ws: OpenWorkspace, store: FsspecDatastore, tree: str) -> Callable[[], None]:
-    def remove() -> None:
-        def forget(s: Session) -> bool:
-            if upload_is_referenced(s, tree):
-                return False  # referenced since the plan was made
-            s.execute(delete(Blob).where(Blob.datastore == store.name,
-                                         Blob.path.like(f"{UPLOAD_FOLDER}/{tree}/%")))
-            return True
+def _remove_uploads(ws: OpenWorkspace, store: FsspecDatastore, items: list[Item]) -> None:
+    """Forget the upload folders of ``items`` in one transaction that scans for references again, then delete them."""
+    def forget(s: Session) -> list[str]:
+        referenced = referenced_uploads(s)  # one scan for the whole batch, in the deleting transaction
+        gone = [i.key for i in items if i.key not in referenced]
+        for tree in gone:
+            s.execute(delete(Blob).where(Blob.datastore == store.name, Blob.path.like(f"{UPLOAD_FOLDER}/{tree}/%")))
+        return gone
 
-        if ws.db.run_in_transaction(forget):
-            store.delete(f"{UPLOAD_FOLDER}/{tree}")
+    for tree in ws.db.run_in_transaction(forget):
+        _delete(store, f"{UPLOAD_FOLDER}/{tree}")
 
-    return remove
+
+def _delete(store: FsspecDatastore, path: str) -> None:
+    local = store.local_path(path)
+    if local is None:
+        store.delete(path)
+    else:
+        shutil.rmtree(local, ignore_errors=True)
 
 
 def _runs_in_use(s: Session) -> set[str]:
@@ -150,7 +147,7 @@ def _row_remover(ws: OpenWorkspace, store: FsspecDatastore, statement: object, f
             return True
 
         if ws.db.run_in_transaction(forget) and folder:
-            store.delete(folder)
+            _delete(store, folder)
 
     return remove
 
@@ -167,5 +164,5 @@ def _orphan_artifact_items(store: FsspecDatastore, known: set[str], retention: R
                 continue
             files, size, newest = _files(store, folder)
             if now - newest > retention.orphan_uploads_days * DAY:
-                items.append(Item("orphan artifacts", folder, files, size, partial(store.delete, folder)))
+                items.append(Item("orphan artifacts", folder, files, size, partial(_delete, store, folder)))
     return items
