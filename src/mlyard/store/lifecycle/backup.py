@@ -32,7 +32,7 @@ from sqlalchemy import select, update
 
 from mlyard import __version__
 from mlyard.core.errors import InvalidRequestError, StorageError
-from mlyard.core.hashing import CHUNK
+from mlyard.core.hashing import sha256_file
 from mlyard.core.settings import CLIENT_FILE, STATE_DIR, WORKSPACE_FILE, read_yaml_mapping
 from mlyard.core.timeutil import utcnow
 from mlyard.store.lifecycle.layout import OpenWorkspace
@@ -59,20 +59,17 @@ def _ignore(_line: str) -> None:
     pass
 
 
-def copy_hashed(src: Path, dst: Path) -> tuple[str, int]:
-    """Copy ``src`` to ``dst`` reading it once; returns (sha256, size) of what was written."""
-    import hashlib
+def copy_hashed(src: Path, dst: Path, *, make_parent: bool = True) -> tuple[str, int]:
+    """Copy ``src`` to ``dst`` and return (sha256, size) of the copy, read back (from the page cache) once written.
 
-    h = hashlib.sha256()
-    size = 0
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with src.open("rb") as fin, dst.open("wb") as fout:
-        while chunk := fin.read(CHUNK):
-            h.update(chunk)
-            fout.write(chunk)
-            size += len(chunk)
+    The kernel copies (``shutil.copyfile`` uses sendfile), then the copy itself is hashed: what is
+    verified is what the backup holds, not what the source held a moment before.
+    """
+    if make_parent:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
     shutil.copystat(src, dst, follow_symlinks=False)
-    return h.hexdigest(), size
+    return sha256_file(dst)
 
 
 def _empty_target(path: Path, what: str) -> None:
@@ -173,8 +170,6 @@ def _aware(dt: Any) -> Any:
 
 
 def copy_hashed_sha(path: Path) -> str:
-    from mlyard.core.hashing import sha256_file
-
     return sha256_file(path)[0]
 
 
@@ -194,15 +189,16 @@ def _copy_tree(src: Path, dst: Path, prefix: str) -> dict[str, list[Any]]:
     if not src.is_dir():
         return files
     for root, _dirs, names in os.walk(src):
+        folder = Path(root)
+        out = dst / folder.relative_to(src)
+        out.mkdir(parents=True, exist_ok=True)
         for n in names:
-            if n.startswith(TMP_MARK):
+            path = folder / n
+            if n.startswith(TMP_MARK) or path.is_symlink():
                 continue
-            path = Path(root) / n
-            if path.is_symlink():
-                continue
-            rel = path.relative_to(src).as_posix()
             try:
-                files[f"{prefix}/{rel}"] = list(copy_hashed(path, dst / rel))
+                files[f"{prefix}/{(out / n).relative_to(dst).as_posix()}"] = list(
+                    copy_hashed(path, out / n, make_parent=False))
             except FileNotFoundError:
                 continue  # removed while we walked (a run replacing an artifact, gc)
     return files
