@@ -254,8 +254,8 @@ def test_a_component_that_is_not_a_command_component_is_refused() -> None:
 
 def test_step_kinds_mlyard_does_not_run_are_refused_with_the_field() -> None:
     with pytest.raises(InvalidSpecError) as caught:
-        plan_pipeline({"type": "pipeline", "jobs": {"hp": {"type": "sweep"}}}, _no_registry)
-    assert caught.value.field == "jobs.hp.type" and "sweep" in str(caught.value)
+        plan_pipeline({"type": "pipeline", "jobs": {"hp": {"type": "spark"}}}, _no_registry)
+    assert caught.value.field == "jobs.hp.type" and "spark" in str(caught.value)
     with pytest.raises(InvalidSpecError) as wrapped:
         plan_pipeline({"type": "pipeline", "component": {"type": "pipeline"}}, _no_registry)
     assert wrapped.value.field == "component"

@@ -46,7 +46,29 @@ STEP_COLUMNS: list[Column] = [
 ]
 
 
-@click.group(name="job", help="Run Azure ML command and pipeline jobs, follow and cancel them.")
+def trial_columns(job_: dict[str, Any]) -> list[Column]:
+    """A sweep's trial table: the best marked, one column per hyperparameter, the primary metric."""
+    step = (job_.get("spec") or {}).get("step") or job_.get("spec") or {}
+    config = step.get("sweep") or {}
+    metric = (config.get("objective") or {}).get("primary_metric") or "metric"
+    names = list(config.get("search_space") or {})
+
+    def shown(value: Any) -> str:
+        return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+    columns: list[Column] = [("best", lambda t: "*" if t.get("best") else ""), ("trial", lambda t: t["number"])]
+    columns += [(n, lambda t, n=n: shown(t["params"].get(n))) for n in names]  # type: ignore[misc]
+    columns += [
+        (metric, lambda t: "" if t.get("metric") is None else shown(t["metric"])),
+        ("status", lambda t: t["status"] + (" (rerun)" if t.get("rerun") else "")),
+        ("duration", _duration),
+        ("early terminated", lambda t: "yes" if t.get("early_terminated") else ""),
+        ("job", lambda t: t["name"]),
+    ]
+    return columns
+
+
+@click.group(name="job", help="Run Azure ML command, pipeline and sweep jobs, follow and cancel them.")
 def job() -> None:
     pass
 
@@ -100,19 +122,19 @@ def create(ctx: click.Context, file: str, overrides: tuple[str, ...], name: str 
 @click.option("-n", "--name", required=True, help="Job name.")
 @click.pass_context
 def stream_(ctx: click.Context, name: str) -> None:
-    """Follow a job until it ends: a command job's log, or a pipeline's live step table."""
+    """Follow a job until it ends: a command job's log, a pipeline's live step table, a sweep's trials."""
     result = _follow(make_client(ctx), name)
     if result["status"] != "Completed":
         sys.exit(1)
 
 
 @job.command("list")
-@click.option("-p", "--parent-job-name", help="List the steps of this pipeline job.")
+@click.option("-p", "--parent-job-name", help="List the steps of this pipeline job (the trials of a sweep).")
 @click.option("-r", "--max-results", default=50, show_default=True, type=click.IntRange(1, 1000))
 @output_option
 @click.pass_context
 def list_(ctx: click.Context, parent_job_name: str | None, max_results: int, output: str) -> None:
-    """List jobs, newest first (top-level jobs, or the steps of one pipeline)."""
+    """List jobs, newest first (top-level jobs, the steps of one pipeline, or the trials of a sweep)."""
     rows = make_client(ctx).jobs.list(parent_job_name, max_results)
     emit(rows, output, STEP_COLUMNS if parent_job_name else LIST_COLUMNS)
 
@@ -122,7 +144,7 @@ def list_(ctx: click.Context, parent_job_name: str | None, max_results: int, out
 @output_option
 @click.pass_context
 def show(ctx: click.Context, name: str, output: str) -> None:
-    """Show a job: status, inputs, outputs, steps, the error of a failed one."""
+    """Show a job: status, inputs, outputs, steps, a sweep's trials (best first), the error of a failed one."""
     result = make_client(ctx).jobs.get(name)
     if not plain_table(output):
         emit(result, output)
@@ -166,7 +188,7 @@ def _follow(client: Any, name: str, *, quiet: bool = False) -> dict[str, Any]:
         job_ = client.jobs.get(name)
         if job_["type"] == "pipeline":
             job_ = _follow_pipeline(client, name, quiet)
-        else:
+        else:  # a command job's log; a sweep's says when each trial starts and ends, and its metric
             job_ = _follow_log(client, name, quiet)
     except KeyboardInterrupt:
         click.echo(f"\nstopped following; the job goes on. Cancel it with: mlyard job cancel -n {name}", err=True)
@@ -284,7 +306,10 @@ def _print_summary(job_: dict[str, Any]) -> None:
     if job_.get("reused_from"):
         click.echo(f"  reused from: {job_['reused_from']}")
     steps = job_.get("steps")
-    if steps:
+    if job_.get("trials") is not None:
+        emit(job_["trials"], "table", trial_columns(job_))
+        steps = None
+    elif steps:
         emit(steps, "table", STEP_COLUMNS)
     for note in job_.get("notes") or []:
         click.secho(f"  note: {note}", fg="yellow")

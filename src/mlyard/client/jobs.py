@@ -145,8 +145,14 @@ class _Uploader:
             env["build"]["path"] = self._upload(env["build"]["path"])
         if isinstance(spec.get("component"), dict):
             self._runnable(spec["component"])
+            for inner in (spec["component"].get("jobs") or {}).values():  # a pipeline component's steps
+                if isinstance(inner, dict):
+                    self._inputs(inner.get("inputs"))
+                    self._runnable(inner)
         if isinstance(spec.get("task"), dict):  # a parallel step's code and environment
             self._runnable(spec["task"])
+        if isinstance(spec.get("trial"), dict):  # a sweep's trial command or component
+            self._runnable(spec["trial"])
 
     def _with_includes(self, code: str | None, includes: list[str]) -> str:
         """The code folder plus each additional include copied into its root (Azure's snapshot)."""

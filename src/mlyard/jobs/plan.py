@@ -15,7 +15,7 @@ from typing import Any
 
 from mlyard.core.errors import InvalidRequestError, InvalidSpecError, SpecIssue
 from mlyard.jobs.parallel import parallel_command
-from mlyard.specs.bindings import find_bindings
+from mlyard.specs.bindings import find_bindings, single_binding
 from mlyard.specs.references import classify_path
 
 STEP_FIELDS = ("command", "code", "environment", "environment_variables", "distribution", "resources", "limits")
@@ -26,6 +26,22 @@ class StepPlan:
     key: str  # the step's key in the pipeline; the job's own name for a command job
     spec: dict[str, Any]
     depends_on: list[str] = field(default_factory=list)
+    children: list[StepPlan] = field(default_factory=list)  # a pipeline-component step's own steps
+
+
+def step_type(spec: dict[str, Any]) -> str:
+    """The job type of a planned step's row."""
+    return "sweep" if "sweep" in spec else "pipeline" if "pipeline_component" in spec else "command"
+
+
+def bind_parent_outputs(written: dict[str, Any], records: dict[str, Any], outer: Any) -> None:
+    """A step's outputs written as ``${{parent.outputs.z}}`` become the pipeline's outputs ``z``
+    (``outer``: the pipeline's ``PipelineContext``)."""
+    for n, value in written.items():
+        text = value if isinstance(value, str) else (value or {}).get("path")
+        bound = single_binding(text) if isinstance(text, str) else None
+        if bound is not None and bound.kind == "parent_outputs" and n in records:
+            outer.pipeline_outputs[bound.name or n] = records[n]
 
 
 def _issue(message: str, *path: str | int) -> InvalidSpecError:
@@ -59,13 +75,20 @@ def plan_pipeline(job: dict[str, Any], resolve_component: Callable[[str], dict[s
         kind = raw.get("type") or "command"
         if kind == "parallel":
             step = _parallel_step(key, raw, mlyard_path)
+        elif kind == "sweep":
+            from mlyard.jobs.sweep import plan_sweep_step
+
+            step = plan_sweep_step(key, raw, lambda k, r: _command_step(k, r, resolve_component))
+        elif kind == "pipeline":
+            step, children = _pipeline_step(key, raw, job, resolve_component, mlyard_path)
         elif kind != "command":
-            raise _issue(f"step '{key}' is a {kind} step; mlyard runs command and parallel steps (sweep and "
-                         "pipeline-component steps come later)", "jobs", key, "type")
+            raise _issue(f"step '{key}' is a {kind} step; mlyard runs command, parallel, sweep and pipeline "
+                         "steps", "jobs", key, "type")
         else:
             step = _command_step(key, raw, resolve_component)
         step["compute"] = raw.get("compute") or default_compute
-        plans.append(StepPlan(key, step, sorted(_dependencies(raw))))
+        plans.append(StepPlan(key, step, sorted(_dependencies(raw)),
+                              children if kind == "pipeline" else []))
     return plans
 
 
@@ -95,6 +118,46 @@ def _command_step(key: str, raw: dict[str, Any], resolve_component: Callable[[st
     step.update(inputs=raw.get("inputs") or {}, outputs=raw.get("outputs") or {},
                 display_name=raw.get("display_name") or key, tags=raw.get("tags") or {})
     return step
+
+
+def _pipeline_step(key: str, raw: dict[str, Any], job: dict[str, Any],
+                   resolve_component: Callable[[str], dict[str, Any]], mlyard_path: str,
+                   ) -> tuple[dict[str, Any], list[StepPlan]]:
+    """A pipeline-component step (reference §3.2 form 4, §4.1): a row of its own whose steps are planned
+    like a pipeline's, under it; the pipeline's settings and compute apply inside."""
+    component = raw.get("component")
+    if isinstance(component, str):
+        if classify_path(component) not in ("asset", "registry"):
+            raise _issue(f"component {component!r} is neither a component file nor an azureml: reference",
+                         "jobs", key, "component")
+        component = resolve_component(component)
+    if not isinstance(component, dict) or component.get("type") != "pipeline":
+        kind = component.get("type") if isinstance(component, dict) else None
+        raise _issue(f"step '{key}' is a pipeline step, but its component is a {kind or 'missing'} component; "
+                     "give a pipeline component (type: pipeline, with jobs:)", "jobs", key, "component")
+    settings = {k: v for k, v in (job.get("settings") or {}).items() if v is not None}
+    compute = raw.get("compute") or settings.get("default_compute") or job.get("compute")
+    inner = {"type": "pipeline", "jobs": component.get("jobs") or {}, "compute": compute,
+             "settings": {**settings, "default_compute": compute} if compute else settings}
+    try:
+        children = plan_pipeline(inner, resolve_component, mlyard_path)
+    except InvalidSpecError as exc:  # name the step the inner field belongs to
+        raise InvalidSpecError(issues=[SpecIssue(message=i.message, field=f"jobs.{key}.component.{i.field}")
+                                       for i in exc.issues]) from None
+    written = raw.get("outputs") or {}
+    outputs: dict[str, Any] = {}
+    for z, declared in (component.get("outputs") or {}).items():
+        spec = dict(declared or {})
+        value = written.get(z)
+        if isinstance(value, dict):
+            bound = isinstance(value.get("path"), str) and single_binding(value["path"]) is not None
+            spec.update({k: v for k, v in value.items() if v is not None and not (k == "path" and bound)})
+        outputs[z] = spec
+    step = {"pipeline_component": component.get("name") or key, "inputs": raw.get("inputs") or {},
+            "declared_inputs": component.get("inputs") or {}, "declared_outputs": None, "outputs": outputs,
+            "bound_outputs": written, "settings": inner["settings"], "is_deterministic": False,
+            "display_name": raw.get("display_name") or key, "tags": raw.get("tags") or {}}
+    return step, children
 
 
 def _parallel_step(key: str, raw: dict[str, Any], mlyard_path: str) -> dict[str, Any]:
@@ -134,8 +197,14 @@ def local_paths(job: dict[str, Any]) -> list[tuple[str, str]]:
             found.append((f"{where}environment.build.path", env["build"]["path"]))
         if isinstance(spec.get("component"), dict):
             runnable(f"{where}component.", spec["component"])
+            for key, inner in (spec["component"].get("jobs") or {}).items():  # a pipeline component's steps
+                if isinstance(inner, dict):
+                    data(f"{where}component.jobs.{key}.inputs", inner.get("inputs"))
+                    runnable(f"{where}component.jobs.{key}.", inner)
         if isinstance(spec.get("task"), dict):  # a parallel step's code and environment
             runnable(f"{where}task.", spec["task"])
+        if isinstance(spec.get("trial"), dict):  # a sweep's trial command or component
+            runnable(f"{where}trial.", spec["trial"])
 
     data("inputs", job.get("inputs"))
     runnable("", job)

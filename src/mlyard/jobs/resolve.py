@@ -38,6 +38,7 @@ class PipelineContext:
     inputs: dict[str, Any]
     done: dict[str, Job] = field(default_factory=dict)
     pipeline_outputs: dict[str, Any] = field(default_factory=dict)
+    root: str | None = None  # the top job, when ``top`` is a pipeline-component step inside it
 
 
 class StepResolver:

@@ -44,10 +44,20 @@ from mlyard.jobs.environments import ENV_MODES, EnvironmentCache, mlyard_only_pa
 from mlyard.jobs.executors import Executor, Handle, Launch, LocalExecutor, kill_group, leftover_processes
 from mlyard.jobs.extras import missing_module_hint
 from mlyard.jobs.outputs import StepOutputs
-from mlyard.jobs.plan import StepPlan, check_job_name, plan_pipeline, refuse_local_paths, step_from_command_job
-from mlyard.jobs.records import JobTokens
+from mlyard.jobs.plan import (
+    StepPlan,
+    bind_parent_outputs,
+    check_job_name,
+    plan_pipeline,
+    refuse_local_paths,
+    step_from_command_job,
+    step_type,
+)
+from mlyard.jobs.records import RUNNER, JobTokens
 from mlyard.jobs.render import path_text, render_command
 from mlyard.jobs.resolve import PipelineContext, StepResolver
+from mlyard.jobs.sweep import SweepLoop, plan_sweep_job
+from mlyard.jobs.sweep_space import import_optuna
 from mlyard.specs import load_spec_dict
 from mlyard.store.blobs import DatastoreRegistry
 from mlyard.store.db import Database
@@ -67,6 +77,7 @@ class Active:
     handles: dict[str, tuple[Executor, Handle]] = field(default_factory=dict)
     thread: threading.Thread | None = None
     reason: str = "canceled"  # what a canceled job's error says
+    stops: dict[str, str] = field(default_factory=dict)  # one step (a sweep trial) to stop, and why
 
 
 @dataclass
@@ -100,12 +111,20 @@ class JobRunner(StepOutputs, StepResolver):
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._tokens = tokens
+        self._resume: list[str] = []  # sweeps the previous server left running, resumed by start()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Fail what the previous server left unfinished."""
+        """Fail what the previous server left unfinished; resume its sweeps."""
         self.recover()
+        for name in self._resume:
+            act = Active()
+            with self._lock:
+                self._active[name] = act
+            act.thread = threading.Thread(target=self._run_top, args=(name, RUNNER), name=f"job-{name}",
+                                          daemon=True)
+            act.thread.start()
 
     def stop(self, grace_s: float = 10.0) -> None:
         """Cancel every running job (the server is stopping) and wait for the runner threads."""
@@ -127,6 +146,10 @@ class JobRunner(StepOutputs, StepResolver):
         if not rows:
             return []
         names = {r.name for r in rows}
+        # a sweep job resumes: its interrupted trials are run again with the same values (jobs/sweep.py)
+        self._resume = sorted(r.name for r in rows if r.type == "sweep" and r.parent is None)
+        trials = [r for r in rows if r.parent in self._resume]
+        rows = [r for r in rows if r.name not in self._resume and r.parent not in self._resume]
         for pid in leftover_processes(names):
             kill_group(pid)
             try:
@@ -138,6 +161,13 @@ class JobRunner(StepOutputs, StepResolver):
         for row in rows:
             status = "Canceled" if row.status in ("NotStarted", "Queued") and row.parent else "Failed"
             self._finish_row(row.name, status, reason.format(status=row.status))
+        for row in trials:
+            self._finish_row(row.name, "Canceled", f"the mlyard server stopped while this trial was {row.status}; "
+                                                   "the sweep runs it again with the same values")
+            trial = {**(row.spec.get("sweep_trial") or {}), "interrupted": True}
+            self._update(row.name, spec={**row.spec, "sweep_trial": trial})
+        if self._resume:
+            log.warning("resuming %d sweep job(s) from a previous server", len(self._resume))
         log.warning("marked %d unfinished job(s) from a previous server as failed", len(rows))
         return sorted(names)
 
@@ -152,8 +182,6 @@ class JobRunner(StepOutputs, StepResolver):
         loaded = load_spec_dict(spec, "job")
         job = loaded.to_dict()
         kind = job.get("type", "command")
-        if kind == "sweep":
-            raise InvalidRequestError("sweep jobs are not run by mlyard yet; run the trial as a command job")
         refuse_local_paths(job)
         name = check_job_name(name or job.get("name") or friendly_name())
         mode = env_mode or self.default_env_mode
@@ -164,8 +192,12 @@ class JobRunner(StepOutputs, StepResolver):
         force = bool(settings.get("force_rerun"))
         if kind == "pipeline":
             plans = plan_pipeline(job, self._resolve_component, mlyard_only_path(self.jobs_dir.parent))
+        elif kind == "sweep":
+            plans = [StepPlan(name, plan_sweep_job(job))]
         else:
             plans = [StepPlan(name, step_from_command_job(job))]
+        if kind == "sweep" or any("sweep" in p.spec for p in plans):
+            import_optuna()  # a server without the sweep extra says so before creating anything
         experiment_id = self._experiment_id(experiment)
         now = now_ms()
         top = Job(name=name, parent=None, step=None, position=0, type=kind, status="NotStarted",
@@ -174,13 +206,19 @@ class JobRunner(StepOutputs, StepResolver):
                   spec=job if kind == "pipeline" else {**job, "step": plans[0].spec}, inputs={}, outputs={},
                   depends_on=[], force_rerun=force, notes=[w for w in loaded.warnings], created_at=now,
                   created_by=actor, actor_role=role)
-        steps = [] if kind != "pipeline" else [
-            Job(name=_step_job_name(name, p.key), parent=name,
-                step=p.key, position=i, type="command", status="NotStarted", display_name=p.spec.get("display_name"),
-                experiment_name=experiment, experiment_id=int(experiment_id), compute=p.spec.get("compute"),
-                env_mode=mode, spec=p.spec, inputs={}, outputs={}, depends_on=p.depends_on, force_rerun=force,
-                notes=[], created_at=now, created_by=actor, actor_role=role)
-            for i, p in enumerate(plans)]
+        def rows_of(parent: str, plans: list[StepPlan]) -> list[Job]:
+            rows = []
+            for i, p in enumerate(plans):
+                row = Job(name=_step_job_name(parent, p.key), parent=parent, step=p.key, position=i,
+                          type=step_type(p.spec), status="NotStarted", display_name=p.spec.get("display_name"),
+                          experiment_name=experiment, experiment_id=int(experiment_id),
+                          compute=p.spec.get("compute"), env_mode=mode, spec=p.spec, inputs={}, outputs={},
+                          depends_on=p.depends_on, force_rerun=force, notes=[], created_at=now, created_by=actor,
+                          actor_role=role)
+                rows += [row, *rows_of(row.name, p.children)]  # a pipeline-component step's own steps
+            return rows
+
+        steps = rows_of(name, plans) if kind == "pipeline" else []
 
         def insert(s: Any) -> None:
             for row in [top, *steps]:
@@ -223,7 +261,7 @@ class JobRunner(StepOutputs, StepResolver):
                           status="SCHEDULED")
         for step in steps:
             step_tags = {**{k: str(v) for k, v in (step.spec.get("tags") or {}).items()}, **base,
-                         "mlflow.parentRunId": top.name, "mlyard.step": step.step or ""}
+                         "mlflow.parentRunId": step.parent or top.name, "mlyard.step": step.step or ""}
             self._runs.create(str(step.experiment_id), actor, step.display_name or step.step, None, step_tags, actor,
                               run_id=step.name, status="SCHEDULED")
 
@@ -237,12 +275,30 @@ class JobRunner(StepOutputs, StepResolver):
 
     def cancel(self, name: str, actor: str) -> Job:
         row = self.get(name)
-        top = row.parent or row.name
+        top = row.name
+        while (up := self.get(top).parent) is not None:  # steps of pipeline-component steps: the top job's
+            top = up
         if row.status in TERMINAL:
             raise InvalidRequestError(f"job {name} is already {row.status}; there is nothing to cancel")
+        if isinstance(row.spec.get("sweep_trial"), dict) and self._stop_trial(row, f"canceled by {actor}"):
+            return self.get(name)  # one trial of a sweep: the sweep goes on
         if not self._cancel_active(top, f"canceled by {actor}"):
             self._finish_row(name, "Canceled", f"canceled by {actor}", actor)
         return self.get(name)
+
+    def _stop_trial(self, row: Job, reason: str) -> bool:
+        top = row.parent or row.name
+        while (up := self.get(top).parent) is not None:  # a sweep step's trial: its pipeline holds the state
+            top = up
+        with self._lock:
+            act = self._active.get(top)
+        if act is None:
+            return False
+        act.stops[row.name] = reason
+        held = act.handles.get(row.name)
+        if held is not None:
+            held[0].cancel(held[1])
+        return True
 
     def _cancel_active(self, top: str, reason: str) -> bool:
         with self._lock:
@@ -262,6 +318,8 @@ class JobRunner(StepOutputs, StepResolver):
             row = self.get(name)
             if row.type == "pipeline":
                 self._run_pipeline(row, actor)
+            elif row.type == "sweep":
+                SweepLoop(self, row, None, actor).run()
             else:
                 self._run_step(row, None, actor)
         except Exception as exc:  # noqa: BLE001 - a runner bug must not leave the job hanging
@@ -271,21 +329,27 @@ class JobRunner(StepOutputs, StepResolver):
             with self._lock:
                 self._active.pop(name, None)
 
-    def _run_pipeline(self, top: Job, actor: str) -> None:
-        act = self._active_of(top.name)
+    def _run_pipeline(self, top: Job, actor: str, outer: PipelineContext | None = None) -> StepResult:
+        """A pipeline job, or (``outer`` given) a pipeline-component step of one, with its own child steps."""
+        root = (outer.root or outer.top.name) if outer is not None else top.name
+        key = top.step or top.name
+        act = self._active_of(root)
         self._set_status(top.name, "Running", started=True)
         self._log(top.name, f"pipeline {top.name}: {len(self.children(top.name))} steps")
         settings = top.spec.get("settings") or {}
         keep_going = bool(settings.get("continue_on_step_failure"))
         try:
-            parent_inputs = {k: self._resolve_value(v, None, f"inputs.{k}") for k, v in
-                             (top.spec.get("inputs") or {}).items()}
+            if outer is None:
+                parent_inputs = {k: self._resolve_value(v, None, f"inputs.{k}") for k, v in
+                                 (top.spec.get("inputs") or {}).items()}
+            else:  # the component's inputs, bound in the pipeline around it
+                parent_inputs = {k: v for k, v in self._step_inputs(top.spec, outer).items() if v is not None}
         except MlyardError as exc:
-            self._finish_children(top.name, "Canceled", "not run: the pipeline's inputs could not be resolved")
+            self._finish_descendants(top.name, "not run: the pipeline's inputs could not be resolved")
             self._finish_row(top.name, "Failed", f"pipeline inputs: {exc.message}")
-            return
+            return StepResult(key, "Failed", exc.message)
         self._update(top.name, inputs=parent_inputs)  # with the content identity each input had now
-        ctx = PipelineContext(top, parent_inputs)
+        ctx = PipelineContext(top, parent_inputs, root=root if outer is not None else None)
         steps = {r.step or "": r for r in self.children(top.name)}
         pending = dict(steps)
         running: dict[str, threading.Thread] = {}
@@ -334,7 +398,7 @@ class JobRunner(StepOutputs, StepResolver):
             if res.status == "Failed" and not keep_going and not act.cancel.is_set():
                 self._log(top.name, f"step {res.key} failed; canceling the other steps "
                                     "(settings.continue_on_step_failure is false)")
-                self._cancel_active(top.name, f"canceled: step '{res.key}' failed")
+                self._cancel_active(root, f"canceled: step '{res.key}' failed")
         failed = [k for k, r in results.items() if r.status == "Failed"]
         outputs = {z: rec for z, rec in ctx.pipeline_outputs.items()}
         self._set_outputs(top.name, outputs)
@@ -342,11 +406,27 @@ class JobRunner(StepOutputs, StepResolver):
             first = steps[failed[0]]
             error = self._failure_message(first)
             self._finish_row(top.name, "Failed", error)
+            result = StepResult(key, "Failed", error)
         elif any(r.status == "Canceled" for r in results.values()) or act.cancel.is_set():
             self._finish_row(top.name, "Canceled", act.reason if act.cancel.is_set() else "a step was canceled")
+            result = StepResult(key, "Canceled")
         else:
-            self._register_pipeline_outputs(top, outputs, actor)
+            if outer is None:
+                self._register_pipeline_outputs(top, outputs, actor)
+            else:
+                bind_parent_outputs(top.spec.get("bound_outputs") or {}, outputs, outer)
             self._finish_row(top.name, "Completed", None)
+            result = StepResult(key, "Completed")
+        self._finish_descendants(top.name, "not run: the pipeline ended first")
+        return result
+
+    def _finish_descendants(self, name: str, reason: str) -> None:
+        """Steps under ``name`` (and under its pipeline-component steps) that never ran: Canceled."""
+        for child in self.children(name):
+            if child.type == "pipeline":
+                self._finish_descendants(child.name, reason)
+            if child.status not in TERMINAL:
+                self._finish_row(child.name, "Canceled", reason)
 
     def _failure_message(self, step: Job) -> str:
         row = self.get(step.name)
@@ -361,12 +441,20 @@ class JobRunner(StepOutputs, StepResolver):
     # -- one step ------------------------------------------------------------------------------
 
     def _run_step(self, row: Job, ctx: PipelineContext | None, actor: str) -> StepResult:
-        top = ctx.top.name if ctx else row.name
+        top = (ctx.root or ctx.top.name) if ctx else row.name
         act = self._active_of(top)
         key = row.step or row.name
+        if row.type == "sweep":
+            return SweepLoop(self, row, ctx, actor).run()
+        if row.type == "pipeline" and ctx is not None:
+            if act.cancel.is_set():
+                self._finish_descendants(row.name, f"not started: {act.reason}")
+                self._finish_row(row.name, "Canceled", f"not started: {act.reason}")
+                return StepResult(key, "Canceled")
+            return self._run_pipeline(row, actor, ctx)
         step = row.spec if ctx else row.spec["step"]
-        if act.cancel.is_set():
-            self._finish_row(row.name, "Canceled", f"not started: {act.reason}")
+        if act.cancel.is_set() or row.name in act.stops:
+            self._finish_row(row.name, "Canceled", f"not started: {act.stops.get(row.name) or act.reason}")
             return StepResult(key, "Canceled")
         jobdir = self.jobs_dir / row.name
         jobdir.mkdir(parents=True, exist_ok=True)
@@ -395,8 +483,8 @@ class JobRunner(StepOutputs, StepResolver):
         self._set_status(row.name, "Queued")
         acquired = False
         while not acquired:
-            if act.cancel.is_set():
-                self._finish_row(row.name, "Canceled", f"not started: {act.reason}")
+            if act.cancel.is_set() or row.name in act.stops:
+                self._finish_row(row.name, "Canceled", f"not started: {act.stops.get(row.name) or act.reason}")
                 return StepResult(key, "Canceled")
             acquired = executor.slots.acquire(timeout=0.2)
         try:
@@ -436,14 +524,14 @@ class JobRunner(StepOutputs, StepResolver):
         except OSError as exc:
             self._finish_row(row.name, "Failed", f"Preparing: {exc}")
             return StepResult(key, "Failed", str(exc))
-        if act.cancel.is_set():
-            self._finish_row(row.name, "Canceled", act.reason)
+        if act.cancel.is_set() or row.name in act.stops:
+            self._finish_row(row.name, "Canceled", act.stops.get(row.name) or act.reason)
             return StepResult(key, "Canceled")
         timeout = (step.get("limits") or {}).get("timeout")
         self._log(row.name, f"running: {command}")
         handle = executor.start(Launch(row.name, command, wd, launch_env, self.log_path(row.name), timeout))
         act.handles[row.name] = (executor, handle)
-        if act.cancel.is_set():  # canceled while the process was starting
+        if act.cancel.is_set() or row.name in act.stops:  # canceled while the process was starting
             executor.cancel(handle)
         self._update(row.name, pid=handle.pid)
         self._set_status(row.name, "Running")
@@ -460,7 +548,7 @@ class JobRunner(StepOutputs, StepResolver):
         if outcome.canceled or act.cancel.is_set():
             self._log(row.name, "canceled; the process tree was killed")
             self._collect_artifacts(row, wd)
-            self._finish_row(row.name, "Canceled", act.reason)
+            self._finish_row(row.name, "Canceled", act.stops.get(row.name) or act.reason)
             return StepResult(key, "Canceled")
         if outcome.exit_code != 0:
             message = f"the command exited with code {outcome.exit_code}"

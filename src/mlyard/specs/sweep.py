@@ -15,7 +15,14 @@ from mlyard.specs.jobs import JobFields
 
 class Choice(SpecModel):
     type: Literal["choice"]
-    values: list[Any] = Field(min_length=1)
+    values: list[Any]
+
+    @field_validator("values")
+    @classmethod
+    def _some(cls, value: list[Any]) -> list[Any]:
+        if not value:
+            raise spec_error("a choice needs at least one value: list them under values: [...]")
+        return value
 
 
 class RandInt(SpecModel):

@@ -13,6 +13,7 @@ from mlyard.auth.tokens import Principal
 from mlyard.core.errors import AlreadyExistsError, NotFoundError
 from mlyard.core.timeutil import now_ms
 from mlyard.jobs.parallel import PROGRESS_FILE
+from mlyard.jobs.sweep import trial_table
 from mlyard.server.deps import get_principal, get_services
 from mlyard.server.services import Services
 from mlyard.specs import load_spec_dict
@@ -59,10 +60,12 @@ class JobRead(BaseModel):
     spec: dict[str, Any] | None = None
     progress: dict[str, Any] | None = Field(default=None, description="A batch scoring job's or parallel step's "
                                             "progress: mini-batches, files, rows, rows/s, failed files.")
+    trials: list[dict[str, Any]] | None = Field(default=None, description="A sweep's trials, best first by the "
+                                                "objective: params, metric, status, times, early termination.")
 
     @classmethod
     def of(cls, row: Job, *, steps: list[Job] | None = None, with_spec: bool = False,
-           jobs_dir: Path | None = None) -> JobRead:
+           jobs_dir: Path | None = None, trials: list[dict[str, Any]] | None = None) -> JobRead:
         return cls(
             name=row.name, type=row.type, status=row.status, display_name=row.display_name,
             experiment_name=row.experiment_name, experiment_id=str(row.experiment_id), run_id=row.name,
@@ -73,6 +76,7 @@ class JobRead(BaseModel):
             steps=[cls.of(s, jobs_dir=jobs_dir) for s in steps] if steps is not None else None,
             spec=row.spec if with_spec else None,
             progress=_progress(jobs_dir / row.name / PROGRESS_FILE) if jobs_dir is not None else None,
+            trials=trials,
         )
 
 
@@ -114,12 +118,13 @@ class ComputeRead(BaseModel):
                    created_by=row.created_by)
 
 
-@router.post("/api/v1/jobs", response_model=JobRead, status_code=201, summary="Submit a command or pipeline job")
+@router.post("/api/v1/jobs", response_model=JobRead, status_code=201,
+             summary="Submit a command, pipeline or sweep job")
 def create_job(body: JobCreate, services: Svc, who: Who) -> JobRead:
     row = services.jobs.submit(body.spec, actor=who.name, role=who.role, name=body.name,
                                experiment_name=body.experiment_name, display_name=body.display_name,
                                env_mode=body.env_mode)
-    return JobRead.of(row, steps=services.jobs.children(row.name) if row.type == "pipeline" else None)
+    return JobRead.of(row, steps=services.jobs.children(row.name) if row.type in ("pipeline", "sweep") else None)
 
 
 @router.get("/api/v1/jobs", response_model=list[JobRead], summary="List jobs, newest first")
@@ -128,11 +133,13 @@ def list_jobs(services: Svc, parent_job_name: Annotated[str | None, Query(max_le
     return [JobRead.of(r) for r in services.jobs.list(parent_job_name, max_results)]
 
 
-@router.get("/api/v1/jobs/{name}", response_model=JobRead, summary="Show a job (a pipeline with its steps)")
+@router.get("/api/v1/jobs/{name}", response_model=JobRead,
+            summary="Show a job (a pipeline with its steps, a sweep with its trials)")
 def show_job(name: str, services: Svc) -> JobRead:
     row = services.jobs.get(name)
-    return JobRead.of(row, steps=services.jobs.children(name) if row.type == "pipeline" else None, with_spec=True,
-                      jobs_dir=services.jobs.jobs_dir)
+    trials = trial_table(services.jobs, row) if row.type == "sweep" else None
+    return JobRead.of(row, steps=services.jobs.children(name) if row.type in ("pipeline", "sweep") else None,
+                      with_spec=True, jobs_dir=services.jobs.jobs_dir, trials=trials)
 
 
 @router.post("/api/v1/jobs/{name}/cancel", response_model=JobRead, summary="Cancel a job and kill its processes")
