@@ -39,7 +39,12 @@ def _workspace(ctx: click.Context, required: bool = True) -> Path:
 
 @click.group()
 def workspace() -> None:
-    """Create and inspect workspaces (a folder holding mlyard.yaml, mlyard.db and artifacts/)."""
+    """Create, inspect, check, clean up, back up and move workspaces (a folder holding mlyard.yaml, mlyard.db and
+    artifacts/).
+
+    check: verify every recorded hash and reference. gc: remove what retention lets go (a dry run unless
+    --yes). backup / restore: a verified copy while the server runs. migrate: SQLite to PostgreSQL.
+    """
 
 
 @workspace.command("init")

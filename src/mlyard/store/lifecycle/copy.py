@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Integer, Table, inspect, select, text, tuple_
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from mlyard.core.errors import ConflictError, InvalidRequestError, StorageError
 from mlyard.store.db import Database
@@ -64,7 +65,12 @@ def migrate_to_postgres(ws: OpenWorkspace, target_url: str, progress: Progress =
                            "before migrating, so nothing is left behind")
     target = Database(target_url)
     try:
-        upgrade(target.engine)  # the same schema, at the same revision as the source's (both at head)
+        try:
+            upgrade(target.engine)  # the same schema, at the same revision as the source's (both at head)
+        except OperationalError as exc:
+            where = target.engine.url.render_as_string(hide_password=True)
+            raise StorageError(f"could not open the PostgreSQL database at {where}: {str(exc.orig).strip()}; check "
+                               "the URL, that the server runs and that the database exists (createdb)") from exc
         _check_target_is_ours(ws.db, target)
         report = CopyReport()
         with ws.db.engine.connect() as src, target.engine.connect() as dst:
