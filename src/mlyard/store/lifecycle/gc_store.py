@@ -88,7 +88,8 @@ def _delete(store: FsspecDatastore, path: str) -> None:
 def _runs_in_use(s: Session) -> set[str]:
     used = set(s.scalars(select(Job.name)))
     used |= {r for r in s.scalars(select(ModelVersion.run_id)) if r}
-    used |= {r for r in s.scalars(select(LoggedModel.source_run_id)) if r}
+    used |= {r for r in s.scalars(select(LoggedModel.source_run_id)
+                                  .where(LoggedModel.lifecycle_stage != "deleted")) if r}
     return used
 
 
