@@ -192,3 +192,19 @@ def test_ks_strict_mode_marks_the_feature_not_the_run(tmp_path: Path, run_signal
     assert strict.status == "error" and "more than 10000 entries" in (strict.message or "")
     default = only(run_signals(signals)).features[0]
     assert default.status in ("ok", "alerted") and default.metrics[0].value is not None
+
+
+def test_a_data_segment_compares_only_its_rows(tmp_path: Path, run_signals: Runner) -> None:
+    ref = write_parquet(tmp_path / "ref.parquet", {"x": [1.0, 2.0, 3.0, 50.0, 60.0, 70.0],
+                                                   "region": ["eu", "eu", "eu", "us", "us", "us"]})
+    prod = write_parquet(tmp_path / "prod.parquet", {"x": [1.5, 2.5, 99.0, 98.0], "region": ["eu", "eu", "us", "us"]})
+    signals = drift(ref, prod, data_segment={"feature_name": "region", "feature_values": ["eu"]})
+    signal = only(run_signals(signals))
+    assert (signal.baseline_count, signal.target_count) == (3, 2)
+    expected = expected_numerical(np.array([1.0, 2.0, 3.0]), np.array([1.5, 2.5]), kernels.sturges_bins(3, 2))
+    assert metric(signal, "x", "NormalizedWassersteinDistance") == pytest.approx(
+        expected["NormalizedWassersteinDistance"], abs=TOL)
+    assert any("region is one of eu" in note for note in signal.notes)
+    missing = drift(ref, prod, data_segment={"feature_name": "country", "feature_values": ["eu"]})
+    failed = only(run_signals(missing))
+    assert failed.status == "error" and "data_segment.feature_name 'country'" in (failed.error or "")

@@ -40,6 +40,7 @@ class WindowTable:
         schemas = [f.schema_arrow for f in self._files]
         self.schema: pa.Schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
         self.num_rows: int = sum(f.metadata.num_rows for f in self._files)
+        self._rows: pa.ChunkedArray | None = None  # a data segment's row filter
 
     @property
     def columns(self) -> list[str]:
@@ -77,7 +78,29 @@ class WindowTable:
             tables.append(table.select(names).cast(target))
         if not tables:
             return target.empty_table()
-        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        return table if self._rows is None else table.filter(self._rows)
+
+    def segment(self, column: str, values: Iterable[str]) -> WindowTable:
+        """The rows whose ``column`` (as text) is one of ``values``: a signal's ``data_segment``."""
+        import copy
+
+        import pyarrow.compute as pc
+
+        if column not in self.schema.names:
+            raise InvalidRequestError(f"{self.label}: data_segment.feature_name '{column}' is not a column; "
+                                      f"columns: {', '.join(self.schema.names)}")
+        present = self.read([column])[column]
+        if pa.types.is_dictionary(present.type):
+            present = pc.cast(present, present.type.value_type)
+        text = present if pa.types.is_string(present.type) else pc.cast(present, pa.string())
+        rows = pc.fill_null(pc.is_in(text, value_set=pa.array([str(v) for v in values], pa.string())), False)
+        view = copy.copy(self)
+        view._rows = rows
+        view.num_rows = int(pc.sum(rows).as_py() or 0)
+        view.notes = [*self.notes, f"{self.label}: rows where {column} is one of {', '.join(map(str, values))}: "
+                                   f"{view.num_rows} of {self.num_rows}"]
+        return view
 
 
 def decoded(table: pa.Table) -> pa.Table:

@@ -103,6 +103,10 @@ def _windows(run: _Run, signal: Any, result: SignalResult) -> tuple[WindowTable,
     result.windows = {"production": production_span.to_dict(), "baseline": reference_span.to_dict()}
     production = run.open(signal.production_data, f"{result.name}.production_data", production_span)
     baseline = run.open(signal.reference_data, f"{result.name}.reference_data", reference_span)
+    segment = getattr(signal, "data_segment", None)
+    if segment is not None:
+        production = production.segment(segment.feature_name, segment.feature_values)
+        baseline = baseline.segment(segment.feature_name, segment.feature_values)
     result.notes += baseline.notes + production.notes
     if production.num_rows == 0:
         raise InvalidRequestError(f"no production rows in the window {production_span.to_dict()}")
