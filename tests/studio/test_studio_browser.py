@@ -119,6 +119,9 @@ def test_compare_two_runs(page: Any, server: ServerProcess, seeded: Seeded) -> N
     page.wait_for_selector("figure.chart[data-metric=loss][data-points] canvas")
     legend = page.inner_text("figure.chart[data-metric=loss] .u-legend")
     assert "rf-depth-2" in legend and "rf-depth-3" in legend  # both runs' curves, overlaid
+    lines = page.query_selector_all("#parallel svg polyline")  # parallel coordinates: a line per run
+    assert sorted(line.get_attribute("data-run") for line in lines) == sorted(seeded.run_ids[:2])
+    assert "max_depth" in page.inner_text("#parallel") and "accuracy" in page.inner_text("#parallel")
     page.check("#only-diff")
     assert page.is_visible("#compare-params tr.differs")
 

@@ -31,16 +31,17 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                        "Batch endpoints: invoke a deployment over data as a job; list its jobs."),
     "batch-deployment": ("mlyard.cli.batch_endpoints", "batch_deployment",
                          "Batch deployments: a model with run settings, or a pipeline component."),
-    "trigger": ("mlyard.cli.triggers", "trigger",
-                "Triggers: create a job when an event matches (a new model version, a monitor alert)."),
-    "webhook": ("mlyard.cli.webhooks", "webhook",
-                "Webhooks: signed HTTP POSTs of events to a URL; test them, read their delivery log."),
-    "events": ("mlyard.cli.events", "events", "The event log: list, filter, follow live (--follow); event types."),
     "schedule": ("mlyard.cli.schedules", "schedule",
                  "Schedules: run a job on a cron or recurrence trigger; enable, disable, show next firings."),
+    "events": ("mlyard.cli.events", "events", "The event log: list, filter, follow live (--follow); event types."),
+    "webhook": ("mlyard.cli.webhooks", "webhook",
+                "Webhooks: signed HTTP POSTs of events to a URL; test them, read their delivery log."),
+    "trigger": ("mlyard.cli.triggers", "trigger",
+                "Triggers: create a job when an event matches (a new model version, a monitor alert)."),
     "monitor": ("mlyard.cli.monitors", "monitor",
                 "Model monitors: run a monitor's drift and quality signals now as a job; list them, show runs."),
     "validate": ("mlyard.cli.validate", "validate", "Check an Azure ML YAML file without creating anything."),
+    "studio": ("mlyard.cli.studio", "studio", "Open the studio (the web UI) in a browser, already signed in."),
 }
 
 

@@ -72,7 +72,7 @@ def environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(when=when, number=number, size=size,
                        pretty=lambda v: json.dumps(v, indent=2, sort_keys=True, default=str))
-    env.globals.update(duration=duration, version=__version__)
+    env.globals.update(duration=duration, mlyard_version=__version__)
     return env
 
 

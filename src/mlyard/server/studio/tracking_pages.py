@@ -146,9 +146,33 @@ def compare(request: Request, session: Signed, services: Svc,
     metric_keys = sorted({m.key for v in views for m in v.metrics})
     differ = {k for k in param_keys if len({v.params.get(k) for v in views}) > 1}
     latest = {v.row.id: {m.key: m.value for m in v.metrics} for v in views}
-    chart = {"runs": [{"id": v.row.id, "name": v.row.name} for v in views], "keys": metric_keys}
+    chart = {"runs": [{"id": v.row.id, "name": v.row.name} for v in views], "keys": metric_keys,
+             "axes": parallel_axes(views, param_keys, metric_keys, latest)}
     return render(request, "compare.html", session=session, section="experiments", runs=views,
                   param_keys=param_keys, metric_keys=metric_keys, differ=differ, latest=latest, chart=chart)
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def parallel_axes(views: list[RunView], param_keys: list[str], metric_keys: list[str],
+                  latest: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """The parallel-coordinates axes: each numeric param, then each metric's latest value (one per run)."""
+    axes = []
+    for key in param_keys:
+        values = [_number(v.params.get(key)) for v in views]
+        if any(x is not None for x in values) and all(x is not None or key not in v.params
+                                                      for x, v in zip(values, views, strict=True)):
+            axes.append({"name": key, "kind": "param", "values": values})
+    for key in metric_keys:
+        values = [_number(str(latest[v.row.id][key])) if key in latest[v.row.id] else None for v in views]
+        axes.append({"name": key, "kind": "metric", "values": values})
+    return axes
 
 
 @router.get(API_PREFIX + "runs/{run_id}/metrics")

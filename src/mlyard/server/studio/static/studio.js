@@ -82,10 +82,62 @@
     });
   }
 
+  // --- parallel coordinates (compare): an SVG, one vertical axis per param or metric, one line per run
+  var SVG = "http://www.w3.org/2000/svg";
+
+  function svg(tag, attrs, parent) {
+    var el = document.createElementNS(SVG, tag);
+    Object.keys(attrs).forEach(function (k) { el.setAttribute(k, attrs[k]); });
+    if (parent) { parent.appendChild(el); }
+    return el;
+  }
+
+  function parallel(cfg) {
+    var box = document.getElementById("parallel");
+    var axes = (cfg.axes || []).filter(function (a) { return a.values.some(function (v) { return v !== null; }); });
+    cfg = {runs: cfg.runs, axes: axes};
+    if (!box || cfg.axes.length < 2) {
+      if (box) { box.textContent = "Fewer than two numeric params and metrics: nothing to draw."; }
+      return;
+    }
+    var width = Math.max(480, Math.min(1200, box.clientWidth || 900)), height = 280, top = 24, bottom = 40;
+    var step = (width - 80) / (cfg.axes.length - 1);
+    var root = svg("svg", {width: width, height: height, role: "img", "aria-label": "parallel coordinates"}, box);
+    var scales = cfg.axes.map(function (axis) {
+      var nums = axis.values.filter(function (v) { return v !== null; });
+      var lo = Math.min.apply(null, nums), hi = Math.max.apply(null, nums);
+      return function (v) { return hi === lo ? (top + height - bottom) / 2 : top + (hi - v) / (hi - lo) * (height - top - bottom); };
+    });
+    cfg.axes.forEach(function (axis, i) {
+      var x = 40 + i * step;
+      svg("line", {x1: x, x2: x, y1: top, y2: height - bottom, stroke: "#9ca3af"}, root);
+      var label = svg("text", {x: x, y: height - bottom + 16, "text-anchor": "middle", "font-size": 12, fill: "#374151"}, root);
+      label.textContent = axis.name;
+      var nums = axis.values.filter(function (v) { return v !== null; });
+      [Math.max.apply(null, nums), Math.min.apply(null, nums)].forEach(function (v, j) {
+        var t = svg("text", {x: x + 4, y: j ? height - bottom - 2 : top - 6, "font-size": 10, fill: "#6b7280"}, root);
+        t.textContent = Number(v.toPrecision(4)).toString();
+      });
+    });
+    cfg.runs.forEach(function (run, r) {
+      var points = [];
+      cfg.axes.forEach(function (axis, i) {
+        var v = axis.values[r];
+        if (v !== null) { points.push((40 + i * step) + "," + scales[i](v)); }
+      });
+      var line = svg("polyline", {points: points.join(" "), fill: "none", stroke: PALETTE[r % PALETTE.length],
+                                  "stroke-width": 2, "data-run": run.id}, root);
+      svg("title", {}, line).textContent = run.name;
+    });
+    box.setAttribute("data-lines", String(cfg.runs.length));
+  }
+
   function charts() {
     var spec = document.getElementById("chart-data");
     if (!spec || typeof uPlot === "undefined") { return; }
     var cfg = JSON.parse(spec.textContent);
+    parallel(cfg);
+    if (!document.getElementById("charts")) { return; }
     chartState = {runs: cfg.runs, keys: cfg.keys, data: {}};
     var loads = [];
     cfg.runs.forEach(function (run) {
