@@ -113,3 +113,17 @@ def test_the_server_and_the_cli_do_not_import_numerics_at_start_up() -> None:
             "print(sorted(m for m in ('numpy', 'scipy', 'pyarrow', 'sklearn', 'pandas') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_histogram_files_stay_inside_the_output_folder(tmp_path: Path) -> None:
+    from mlyard.monitoring.output import write_results
+    from mlyard.monitoring.results import FeatureResult, MonitorResult, SignalResult
+
+    feature = FeatureResult("../../escape me", "Numerical", histogram={"featureName": "x", "histogram": []})
+    result = MonitorResult(run_at="2026-01-10T12:00:00Z", signals=[SignalResult("../s", "data_drift",
+                                                                                 features=[feature])])
+    write_results(result, tmp_path / "out")
+    written = json.loads((tmp_path / "out" / "signals.json").read_text())
+    relative = written["signals"][0]["metrics"]["features"]["../../escape me"]["histogram"]
+    assert relative == "signals/_s/_.._escape_me.histogram.json"
+    assert (tmp_path / "out" / relative).is_file() and not (tmp_path / "escape me.histogram.json").exists()

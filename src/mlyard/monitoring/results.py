@@ -17,6 +17,7 @@ One signal::
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,6 +26,11 @@ from mlyard.monitoring.metrics import breaches
 VERSION = "1.0.0"
 FeatureStatus = Literal["ok", "alerted", "all_null", "error"]
 SignalStatus = Literal["passed", "alerted", "error"]
+
+
+def _path_part(name: str) -> str:
+    """A column or signal name as one harmless file name: no separators, no leading dot."""
+    return re.sub(r"[^A-Za-z0-9_.=+-]", "_", name).lstrip(".") or "_"
 
 
 def number(value: float | None) -> float | None:
@@ -110,7 +116,10 @@ class SignalResult:
         return None
 
     def histogram_path(self, feature: FeatureResult) -> str | None:
-        return f"signals/{self.name}/{feature.name}.histogram.json" if feature.histogram is not None else None
+        """Azure's ``signals/<signal>/<feature>.histogram.json``; names are made safe as path parts."""
+        if feature.histogram is None:
+            return None
+        return f"signals/{_path_part(self.name)}/{_path_part(feature.name)}.histogram.json"
 
     def to_dict(self) -> dict[str, Any]:
         return {
