@@ -67,6 +67,10 @@ class WindowTable:
     def read(self, columns: Iterable[str]) -> pa.Table:
         """The named columns, every row of the window."""
         names = list(columns)
+        unknown = [name for name in names if name not in self.schema.names]
+        if unknown:
+            raise InvalidRequestError(f"{self.label}: no column {', '.join(map(repr, unknown))} in the data; columns: "
+                                      f"{', '.join(self.schema.names)}")
         target = pa.schema([self.schema.field(name) for name in names])
         tables = []
         for file in self._files:

@@ -257,6 +257,8 @@ def _attribution(run: _Run, signal: Any, result: SignalResult) -> None:
     else:
         key_in = _column_name(inputs, "correlation_id", CORRELATION_COLUMN, "production_data[model_inputs]")
         key_out = _column_name(outputs, "correlation_id", CORRELATION_COLUMN, "production_data[model_outputs]")
+        _require(table_in, key_in, "production_data[model_inputs]")
+        _require(table_out, key_out, "production_data[model_outputs]")
         production = _join_outputs(table_in.read([key_in, *features]), table_out.read([key_out, prediction]),
                                    key_in, key_out, prediction)
     result.baseline_count, result.target_count = baseline.num_rows, production.num_rows
