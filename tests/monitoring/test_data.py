@@ -145,3 +145,11 @@ def test_arrow_columns_become_numpy_from_their_buffers_without_pandas(tmp_path: 
             "'pandas' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[1.0, nan, 2.0] False"
+
+
+def test_a_csv_is_streamed_and_read_whole_when_a_later_block_changes_a_type(tmp_path: Path) -> None:
+    rows = ["a,b", *(f"{i},x{i % 3}" for i in range(300_000)), "1.5,y"]  # several 1 MB blocks, then a decimal
+    (tmp_path / "big.csv").write_text("\n".join(rows) + "\n")
+    table = open_window(tmp_path / "big.csv", label="r", window=WHOLE, scratch=tmp_path / "s")
+    column = table.read(["a"])["a"]
+    assert table.num_rows == 300_001 and str(column.type) == "double" and column[-1].as_py() == 1.5

@@ -211,18 +211,31 @@ def _to_parquet(path: Path, fmt: str, scratch: Path, index: int) -> Iterator[Pat
     target = scratch / f"part-{index:06d}.parquet"
     try:
         if fmt == "csv":
-            import pyarrow.csv as pcsv
-
-            delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-            table = pcsv.read_csv(path, parse_options=pcsv.ParseOptions(delimiter=delimiter))
+            _csv_to_parquet(path, target)
         else:
-            table = _jsonl_table(path)
+            pq.write_table(_jsonl_table(path), target)
     except (pa.ArrowInvalid, ValueError) as exc:
         if isinstance(exc, InvalidRequestError):
             raise
         raise InvalidRequestError(f"{path}: cannot read it as {fmt} ({exc})", details={"path": str(path)}) from exc
-    pq.write_table(table, target)
     yield target
+
+
+def _csv_to_parquet(path: Path, target: Path) -> None:
+    """Stream a CSV into Parquet block by block (a file larger than memory works); when a later block does not
+    fit the types inferred from the first (an integer column that turns decimal, say), read it whole instead."""
+    import pyarrow.csv as pcsv
+
+    parse = pcsv.ParseOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    try:
+        with pcsv.open_csv(path, parse_options=parse) as reader, \
+                pq.ParquetWriter(target, reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+        return
+    except pa.ArrowInvalid:
+        target.unlink(missing_ok=True)
+    pq.write_table(pcsv.read_csv(path, parse_options=parse), target)
 
 
 def _jsonl_table(path: Path) -> pa.Table:
