@@ -216,3 +216,18 @@ def test_mlyard_studio_opens_signed_in_with_a_one_time_link(page: Any, server: S
         assert "used or expired" in again.inner_text("[role=alert]")
     finally:
         other.close()
+
+
+def test_cancel_a_running_pipeline_from_its_page(page: Any, server: ServerProcess, tmp_path: Path) -> None:
+    import httpx
+
+    job = submit_pipeline(server, tmp_path, lines=600, step=0.2)
+    url = f"{server.url}/api/v1/jobs/{job['name']}"
+    wait_until(lambda: httpx.get(url, headers=server.headers()).json()["steps"][0]["status"] == "Running",
+               "the prep step runs", 120)
+    sign_in(page, server, f"/studio/jobs/{job['name']}")
+    page.click("#cancel-job")
+    page.wait_for_url(re.compile(rf"/studio/jobs/{job['name']}$"))
+    until(page, "document.querySelector('#job-state')?.textContent?.includes('Canceled')", 60)
+    assert page.query_selector("#cancel-job") is None
+    assert httpx.get(url, headers=server.headers()).json()["status"] == "Canceled"
