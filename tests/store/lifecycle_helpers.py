@@ -17,8 +17,9 @@ from mlyard.store.tracking_schema import Run
 DS = "workspaceblobstore"
 
 
-def make_workspace(tmp_path: Path) -> Path:
-    return init_workspace(tmp_path / "ws", port=5999).workspace
+def make_workspace(tmp_path: Path, database_url: str | None = None) -> Path:
+    """A new workspace; its store is SQLite in the folder, or the database at ``database_url``."""
+    return init_workspace(tmp_path / "ws", port=5999, database_url=database_url).workspace
 
 
 def artifacts(ws: OpenWorkspace) -> Path:

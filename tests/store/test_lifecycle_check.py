@@ -14,8 +14,8 @@ from tests.store.lifecycle_helpers import DS, add_asset, add_job, artifacts, mak
 FILES = {"a.csv": b"x,y\n1,2\n", "sub/b.txt": b"hello"}
 
 
-def test_a_fresh_and_a_filled_workspace_check_clean(tmp_path: Path) -> None:
-    with open_workspace(make_workspace(tmp_path)) as ws:
+def test_a_fresh_and_a_filled_workspace_check_clean(tmp_path: Path, database_url: str) -> None:
+    with open_workspace(make_workspace(tmp_path, database_url)) as ws:
         assert check_workspace(ws).ok
         tree, _ = put_upload(ws, FILES)
         add_asset(ws, tree, "d", FILES)
@@ -25,8 +25,8 @@ def test_a_fresh_and_a_filled_workspace_check_clean(tmp_path: Path) -> None:
     assert report.checked["files"] == 2 and report.checked["asset files"] == 2 and report.checked["upload folders"] == 1
 
 
-def test_corrupt_and_missing_files_and_dangling_references_are_reported(tmp_path: Path) -> None:
-    with open_workspace(make_workspace(tmp_path)) as ws:
+def test_corrupt_and_missing_files_and_dangling_references_are_reported(tmp_path: Path, database_url: str) -> None:
+    with open_workspace(make_workspace(tmp_path, database_url)) as ws:
         tree, _ = put_upload(ws, FILES)
         add_asset(ws, tree, "d", FILES)
         other, _ = put_upload(ws, {"c.txt": b"job code"}, basename="src")

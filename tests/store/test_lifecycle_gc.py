@@ -25,8 +25,8 @@ def _kinds(plan: object) -> dict[str, int]:
     return {k: v["bytes"] for k, v in plan.totals().items()}  # type: ignore[attr-defined]
 
 
-def test_orphan_uploads_go_and_referenced_ones_stay(tmp_path: Path) -> None:
-    with open_workspace(make_workspace(tmp_path)) as ws:
+def test_orphan_uploads_go_and_referenced_ones_stay(tmp_path: Path, database_url: str) -> None:
+    with open_workspace(make_workspace(tmp_path, database_url)) as ws:
         kept_files = {"a.csv": b"1" * 100}
         asset_tree, _ = put_upload(ws, kept_files)
         add_asset(ws, asset_tree, "d", kept_files)
@@ -48,8 +48,8 @@ def test_orphan_uploads_go_and_referenced_ones_stay(tmp_path: Path) -> None:
         assert plan_gc(ws, now=LATER).items == []  # idempotent: nothing left to do
 
 
-def test_an_upload_referenced_after_the_plan_is_kept(tmp_path: Path) -> None:
-    with open_workspace(make_workspace(tmp_path)) as ws:
+def test_an_upload_referenced_after_the_plan_is_kept(tmp_path: Path, database_url: str) -> None:
+    with open_workspace(make_workspace(tmp_path, database_url)) as ws:
         files = {"a.csv": b"abc"}
         tree, _ = put_upload(ws, files)
         plan = plan_gc(ws, now=LATER)
@@ -60,8 +60,9 @@ def test_an_upload_referenced_after_the_plan_is_kept(tmp_path: Path) -> None:
         assert check_workspace(ws).ok
 
 
-def test_gc_cut_short_between_rows_and_files_leaves_a_clean_workspace_and_the_next_gc_finishes(tmp_path: Path) -> None:
-    with open_workspace(make_workspace(tmp_path)) as ws:
+def test_gc_cut_short_between_rows_and_files_leaves_a_clean_workspace_and_the_next_gc_finishes(
+        tmp_path: Path, database_url: str) -> None:
+    with open_workspace(make_workspace(tmp_path, database_url)) as ws:
         tree, size = put_upload(ws, {"a.bin": b"a" * 1000})
         folder = add_run(ws, "r1", deleted_days_ago=60, artifact=b"m" * 700)
         # what a gc killed after its transactions and before its file removals leaves:
@@ -76,8 +77,8 @@ def test_gc_cut_short_between_rows_and_files_leaves_a_clean_workspace_and_the_ne
         assert check_workspace(ws).ok and plan_gc(ws, now=LATER).items == []
 
 
-def test_deleted_runs_go_with_their_metrics_unless_something_uses_them(tmp_path: Path) -> None:
-    with open_workspace(make_workspace(tmp_path)) as ws:
+def test_deleted_runs_go_with_their_metrics_unless_something_uses_them(tmp_path: Path, database_url: str) -> None:
+    with open_workspace(make_workspace(tmp_path, database_url)) as ws:
         gone = add_run(ws, "gone", deleted_days_ago=40, artifact=b"g" * 123)
         recent = add_run(ws, "recent", deleted_days_ago=1, artifact=b"r")
         add_run(ws, "active", artifact=b"a")
@@ -99,8 +100,8 @@ def test_deleted_runs_go_with_their_metrics_unless_something_uses_them(tmp_path:
         assert not gone.parent.exists() and recent.exists()
 
 
-def test_failed_job_folders_lose_all_but_their_log_and_old_logs_go(tmp_path: Path) -> None:
-    with open_workspace(make_workspace(tmp_path)) as ws:
+def test_failed_job_folders_lose_all_but_their_log_and_old_logs_go(tmp_path: Path, database_url: str) -> None:
+    with open_workspace(make_workspace(tmp_path, database_url)) as ws:
         for name, status, days in (("failed", "Failed", 20), ("canceled", "Canceled", 20), ("young", "Failed", 1),
                                    ("done", "Completed", 20), ("ancient", "Completed", 100)):
             add_job(ws, name, status, ended_days_ago=days)
@@ -129,8 +130,8 @@ def _env(root: Path, key: str, size: int, used_days_ago: float) -> None:
     os.utime(marker, (NOW - used_days_ago * DAY,) * 2)
 
 
-def test_environments_unused_or_beyond_the_cap_go_least_recently_used_first(tmp_path: Path) -> None:
-    with open_workspace(make_workspace(tmp_path)) as ws:
+def test_environments_unused_or_beyond_the_cap_go_least_recently_used_first(tmp_path: Path, database_url: str) -> None:
+    with open_workspace(make_workspace(tmp_path, database_url)) as ws:
         for key, size, days in (("a" * 64, 1000, 40), ("b" * 64, 3000, 1), ("c" * 64, 3000, 2), ("d" * 64, 3000, 0)):
             _env(ws.envs_dir, key, size, days)
         cap = Retention(envs_max_gb=7000 / 1e9)  # room for two of the three recent ones
