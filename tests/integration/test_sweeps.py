@@ -68,7 +68,8 @@ limits: {max_total_trials: @TRIALS@, max_concurrent_trials: 2}
 
 UNIFORM_X = "{type: uniform, min_value: 0.0, max_value: 1.0}"
 
-# quality q: the trial logs q at every interval (one each 0.4 s, all four side by side); bandit stops those trailing the best by > 10%
+# quality q: the trial logs q at every interval (one each 0.4 s, all four side by side); bandit stops
+# those trailing the best by more than 10%
 BANDIT = """\
 type: sweep
 trial:
@@ -278,6 +279,10 @@ def test_bandit_stops_trailing_trials_and_the_table_says_so(yard: JobYard) -> No
     assert len(rows) == 4, shown
     assert "*" in rows[0] and "Completed" in rows[0] and "yes" not in rows[0], shown  # best first, marked
     assert all("Canceled" in r and "yes" in r for r in rows[2:]), shown  # early terminated: yes
+    streamed = yard.cli("job", "stream", "-n", job["name"]).stdout  # the sweep's log: trials start and end
+    for n in range(4):
+        assert f"trial {n} ({job['name']}_" in streamed and "started: q=" in streamed, streamed
+    assert streamed.count("early terminated by the bandit policy") == 2 and "best trial: " in streamed, streamed
 
 
 def test_a_pipeline_registers_the_best_trials_model(yard: JobYard) -> None:
@@ -343,7 +348,25 @@ def test_cancel_stops_every_trial(yard: JobYard) -> None:
     assert [t["status"] for t in done["trials"]] == ["Canceled", "Canceled"]
 
 
-def test_a_restart_resumes_the_sweep_without_rerunning_finished_trials(tmp_path: Path) -> None:
+def test_canceling_one_trial_leaves_the_sweep_running(yard: JobYard) -> None:
+    path = write(yard.root / "slow-one.yml", SLOW.replace("max_total_trials: 4", "max_total_trials: 2"), SECONDS=60)
+    job = yard.submit(path)
+
+    def running() -> list[dict[str, Any]]:
+        return [t for t in yard.client.jobs.get(job["name"])["trials"] if t["status"] == "Running"]
+
+    wait_until(lambda: len(running()) == 1, "a trial runs", 60)
+    [first] = running()
+    yard.cli("job", "cancel", "-n", first["name"])
+    wait_until(lambda: any(t["name"] != first["name"] for t in running()), "the next trial runs", 60)
+    assert yard.client.jobs.get(job["name"])["status"] == "Running"
+    assert yard.client.jobs.get(first["name"])["error"].startswith("canceled by")
+    yard.cli("job", "cancel", "-n", job["name"])
+    assert yard.wait(job["name"], 60)["status"] == "Canceled"
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_a_restart_resumes_the_sweep_without_rerunning_finished_trials(tmp_path: Path, how: int) -> None:
     server = ServerProcess(tmp_path / "workspace", free_port()).init().start()
     try:
         yard = JobYard(server, tmp_path / "project")
@@ -358,7 +381,7 @@ def test_a_restart_resumes_the_sweep_without_rerunning_finished_trials(tmp_path:
 
         wait_until(two_done, "two trials completed and a third runs", 90)
         before = {t["name"]: t for t in yard.client.jobs.get(job["name"])["trials"]}
-        server.stop(signal.SIGTERM)
+        server.stop(how)
         server.start()
         yard = JobYard(server, yard.root)
         done = yard.wait(job["name"], 120)

@@ -53,7 +53,7 @@ from mlyard.jobs.plan import (
     step_from_command_job,
     step_type,
 )
-from mlyard.jobs.records import RUNNER, JobTokens
+from mlyard.jobs.records import JobTokens
 from mlyard.jobs.render import path_text, render_command
 from mlyard.jobs.resolve import PipelineContext, StepResolver
 from mlyard.jobs.sweep import SweepLoop, plan_sweep_job
@@ -122,7 +122,8 @@ class JobRunner(StepOutputs, StepResolver):
             act = Active()
             with self._lock:
                 self._active[name] = act
-            act.thread = threading.Thread(target=self._run_top, args=(name, RUNNER), name=f"job-{name}",
+            owner = self.get(name).created_by  # what the sweep registers stays the submitter's
+            act.thread = threading.Thread(target=self._run_top, args=(name, owner), name=f"job-{name}",
                                           daemon=True)
             act.thread.start()
 
