@@ -13,7 +13,7 @@ from alembic import command
 from sqlalchemy import select, text
 
 from mlyard.core.errors import StorageError
-from mlyard.store.db import make_engine
+from mlyard.store.db import Database, make_engine
 from mlyard.store.lifecycle.check import check_workspace
 from mlyard.store.lifecycle.layout import open_workspace
 from mlyard.store.migrate import alembic_config, current_revision, head_revision, upgrade
@@ -90,3 +90,22 @@ def test_a_store_newer_than_this_mlyard_is_refused_and_the_server_does_not_start
     assert started.returncode != 0
     assert "schema revision '0099_from_the_future', newer than this mlyard" in started.stderr
     assert "Traceback" not in started.stderr
+
+
+def test_stored_timestamps_come_back_timezone_aware_utc(db: Database) -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from mlyard.store.schema import Blob
+
+    noon_in_paris = datetime(2026, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=1)))
+    with db.session() as s:
+        s.add(Blob(datastore="d", path="given", sha256="0" * 64, size=1, created_at=noon_in_paris))
+        s.add(Blob(datastore="d", path="default", sha256="0" * 64, size=1))
+    with db.session() as s:
+        given, default = s.get(Blob, ("d", "given")), s.get(Blob, ("d", "default"))
+        assert given is not None and default is not None
+        assert given.created_at == noon_in_paris and given.created_at.tzinfo == UTC
+        assert given.created_at.isoformat() == "2026-01-01T11:00:00+00:00"
+        assert default.created_at.tzinfo == UTC
+        at = s.execute(select(Blob.created_at).where(Blob.path == "given")).scalar_one()  # core selects too
+        assert at.tzinfo == UTC
