@@ -97,3 +97,13 @@ def test_a_missing_required_component_input_is_refused_with_file_line_and_field(
     assert result.returncode != 0
     assert "missing.yml:9: jobs.inner.inputs" in result.stderr and "word" in result.stderr, result.stderr
     assert yard.client.jobs.list(max_results=1000) == before
+
+
+def test_a_registered_pipeline_component_runs_as_a_step(yard: JobYard) -> None:
+    created = yard.cli("component", "create", "-f", str(yard.root / "twice.yml"), "-o", "json")
+    assert '"twice"' in created.stdout
+    text = PIPELINE.replace("component: ./twice.yml", "component: azureml:twice@latest").replace("n: 3", "n: 2")
+    path = write(yard.root / "registered.yml", text)
+    job = yard.completed(path)
+    inner = yard.client.jobs.get(steps_of(job)["inner"]["name"])
+    assert (yard.stored(inner["outputs"]["result"]["uri"]) / "words.txt").read_text() == "hello\n" * 2
