@@ -107,3 +107,16 @@ def test_a_registered_pipeline_component_runs_as_a_step(yard: JobYard) -> None:
     job = yard.completed(path)
     inner = yard.client.jobs.get(steps_of(job)["inner"]["name"])
     assert (yard.stored(inner["outputs"]["result"]["uri"]) / "words.txt").read_text() == "hello\n" * 2
+
+
+def test_a_pipeline_job_wrapping_a_pipeline_component_runs_its_steps(yard: JobYard) -> None:
+    path = write(yard.root / "wrapper.yml", """\
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        component: ./twice.yml
+        inputs: {word: hi}
+        outputs: {result: }
+        """)
+    job = yard.completed(path)
+    assert sorted(steps_of(job)) == ["make", "repeat"]
+    assert (yard.stored(job["outputs"]["result"]["uri"]) / "words.txt").read_text() == "hi\n"  # n's default: 1

@@ -120,6 +120,43 @@ def _command_step(key: str, raw: dict[str, Any], resolve_component: Callable[[st
     return step
 
 
+PARAMETER_TYPES = ("string", "number", "integer", "boolean")
+
+
+def unwrap_pipeline_component(job: dict[str, Any],
+                              resolve_component: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """A pipeline job that wraps a pipeline component (``component:`` instead of ``jobs:``, reference §3.1) as
+    the pipeline job it stands for: the component's steps, its inputs with the job's values over the defaults,
+    its outputs with the job's settings over the declared ones."""
+    component = job["component"]
+    if isinstance(component, str):
+        if classify_path(component) not in ("asset", "registry"):
+            raise _issue(f"component {component!r} is neither a component file nor an azureml: reference",
+                         "component")
+        component = resolve_component(component)
+    if not isinstance(component, dict) or component.get("type") != "pipeline":
+        raise _issue("a pipeline job's component must be a pipeline component (type: pipeline, with jobs:)",
+                     "component")
+    declared = component.get("inputs") or {}
+    given = job.get("inputs") or {}
+    for n in given:
+        if n not in declared:
+            raise _issue(f"the component has no input '{n}' (inputs: {', '.join(sorted(declared)) or 'none'})",
+                         "inputs", n)
+    inputs: dict[str, Any] = {}
+    for n, d in declared.items():
+        if n in given:
+            inputs[n] = given[n]
+        elif (d or {}).get("default") is not None:
+            inputs[n] = d["default"] if d.get("type") in PARAMETER_TYPES else {"type": d["type"], "path": d["default"]}
+        elif not (d or {}).get("optional"):
+            raise _issue(f"required component input '{n}' has no value: give it under the job's inputs:", "inputs")
+    written = job.get("outputs") or {}
+    outputs = {z: {**(d or {}), **(written.get(z) or {})} for z, d in (component.get("outputs") or {}).items()}
+    return {**{k: v for k, v in job.items() if k != "component"}, "jobs": component.get("jobs") or {},
+            "inputs": inputs, "outputs": outputs}
+
+
 def _pipeline_step(key: str, raw: dict[str, Any], job: dict[str, Any],
                    resolve_component: Callable[[str], dict[str, Any]], mlyard_path: str,
                    ) -> tuple[dict[str, Any], list[StepPlan]]:

@@ -52,6 +52,7 @@ from mlyard.jobs.plan import (
     refuse_local_paths,
     step_from_command_job,
     step_type,
+    unwrap_pipeline_component,
 )
 from mlyard.jobs.records import JobTokens
 from mlyard.jobs.render import path_text, render_command
@@ -192,6 +193,8 @@ class JobRunner(StepOutputs, StepResolver):
         settings = job.get("settings") or {}
         force = bool(settings.get("force_rerun"))
         if kind == "pipeline":
+            if job.get("component") is not None:  # a pipeline job wrapping a pipeline component
+                job = unwrap_pipeline_component(job, self._resolve_component)
             plans = plan_pipeline(job, self._resolve_component, mlyard_only_path(self.jobs_dir.parent))
         elif kind == "sweep":
             plans = [StepPlan(name, plan_sweep_job(job))]
