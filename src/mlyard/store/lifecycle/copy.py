@@ -88,8 +88,8 @@ def migrate_to_postgres(ws: OpenWorkspace, target_url: str, progress: Progress =
                     got_rows, got = table_digest(dst, table)
                     if (rows, digest) != (got_rows, got):
                         raise StorageError(f"table {table.name} differs after the copy ({got_rows} rows in PostgreSQL, "
-                                           f"{rows} in SQLite): the target holds rows the source does not; give an "
-                                           "empty database")
+                                           f"{rows} in SQLite): was the source written meanwhile? Stop its server "
+                                           "and run migrate again")
                 report.tables[table.name].update(rows=rows, sha256=digest)
         return report
     finally:
@@ -142,9 +142,11 @@ def _upsert_all(src: Connection, dst: Connection, table: Table, target: Database
     rest = [c.name for c in table.columns if c.name not in pk]
     src_keys = {tuple(r) for r in src.execute(select(*_pk(table)))}
     extra = [k for k in (tuple(r) for r in dst.execute(select(*_pk(table)))) if k not in src_keys]
-    if extra:
-        raise StorageError(f"table {table.name} in the target holds {len(extra)} row(s) the source does not "
-                           f"(first: {extra[0]}): give an empty database")
+    # The target holds only this workspace's tokens (checked first): rows the source no longer has were copied
+    # by an interrupted run and removed from the source since (a gc, a deleted run); they go.
+    for i in range(0, len(extra), BATCH):
+        dst.execute(table.delete().where(tuple_(*_pk(table)).in_(extra[i:i + BATCH])))
+    dst.commit()
     statement = target.upsert_statement(table, pk, rest) if rest else None
     batch: list[dict[str, Any]] = []
     for row in src.execute(select(table).order_by(*_pk(table)).execution_options(yield_per=BATCH)).mappings():
