@@ -115,3 +115,24 @@ def test_normal_values_follow_mu_and_sigma() -> None:
     p = Hyperparameter("n", {"type": "normal", "mu": 3.0, "sigma": 2.0})
     assert p.value(0.5) == pytest.approx(3.0)
     assert p.value(0.8413447) == pytest.approx(5.0, abs=1e-4)
+
+
+def test_a_restored_sobol_sweep_goes_on_along_its_sequence() -> None:
+    sweep = _sweep({"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+                   {"type": "random", "seed": 5, "rule": "sobol"})
+    straight = Search(SearchSpace(sweep))
+    expected = []
+    for _ in range(5):
+        number, _, values = straight.ask()
+        straight.tell(number, values["x"], "complete")
+        expected.append(values["x"])
+    first = Search(SearchSpace(sweep))
+    rows = []
+    for _ in range(3):
+        number, raw, values = first.ask()
+        rows.append((number, raw, "complete", values["x"], first.system_attrs(number)))
+        snapshot = first.study_attrs()
+        first.tell(number, values["x"], "complete")
+    again = Search(SearchSpace(sweep))
+    again.restore(rows, snapshot)
+    assert [again.ask()[2]["x"] for _ in range(2)] == pytest.approx(expected[3:])

@@ -279,7 +279,8 @@ class SweepLoop:
             else:
                 state = "fail"
             restored.append((number, dict(t["raw"]), state, t.get("metric"), dict(t.get("attrs") or {})))
-        self.search.restore(restored)
+        newest = max(rows, key=lambda r: r.position).spec["sweep_trial"]
+        self.search.restore(restored, newest.get("study") or {})
         self.asked = len(restored)
         self.r._log(self.row.name, f"resuming: {len(restored) - len(reruns)} finished trial(s) kept, "
                                    f"{len(reruns)} interrupted trial(s) run again with the same values")
@@ -291,7 +292,7 @@ class SweepLoop:
         name = f"{self.row.name}_{position}"
         step = trial_step(self.base, values)
         step["sweep_trial"] = {"number": number, "position": position, "params": values, "raw": raw,
-                         "attrs": self.search.system_attrs(number)}
+                               "attrs": self.search.system_attrs(number), "study": self.search.study_attrs()}
         shown = ", ".join(f"{k}={literal_text(v)}" for k, v in values.items())
         row = Job(name=name, parent=self.row.name, step=f"trial_{number}", position=position, type="command",
                   status="NotStarted", display_name=f"{self.row.display_name or self.row.name}_trial_{number}",

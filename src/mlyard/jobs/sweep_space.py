@@ -177,9 +177,13 @@ class Search:
         else:
             self.study.tell(trial, state=states.PRUNED if state == "pruned" else states.FAIL)
 
-    def restore(self, trials: list[tuple[int, dict[str, Any], str, float | None, dict[str, Any]]]) -> None:
+    def restore(self, trials: list[tuple[int, dict[str, Any], str, float | None, dict[str, Any]]],
+                study_attrs: dict[str, Any] | None = None) -> None:
         """Put back trials of an earlier run of this sweep: (number, raw, state, value, system attrs), in number
-        order. ``state`` "running" keeps the trial open: it is run again with the same values."""
+        order. ``state`` "running" keeps the trial open: it is run again with the same values. ``study_attrs``:
+        what the sampler kept on the study (the Sobol sampler's position in its sequence)."""
+        for key, value in (study_attrs or {}).items():
+            self.study._storage.set_study_system_attr(self.study._study_id, key, value)
         states = self._optuna.trial.TrialState
         create = self._optuna.trial.create_trial
         for number, raw, state, value, attrs in trials:
@@ -195,6 +199,11 @@ class Search:
                 raise RuntimeError(f"sweep trial numbers are not contiguous: expected {number}, got {added.number}")
             if kind == states.RUNNING:
                 self._open[number] = self._optuna.Trial(self.study, added._trial_id)
+
+    def study_attrs(self) -> dict[str, Any]:
+        """What the sampler keeps on the study, kept on each trial row for a restart."""
+        attrs = self.study._storage.get_study_system_attrs(self.study._study_id)
+        return {k: v for k, v in attrs.items() if isinstance(v, int | float | str)}
 
     def system_attrs(self, number: int) -> dict[str, Any]:
         """What the sampler noted on a trial (the grid point), kept on the trial row for a restart."""
