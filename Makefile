@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench postgres lint clean
+.PHONY: install demo test test-fast bench postgres browser screenshots azurite lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,21 @@ demo: $(STAMP)
 postgres:
 	@bash scripts/install-postgres.sh
 
+## azurite: install Azurite (the Azure Storage emulator) from the npm registry into .tools/azurite when missing (the
+## Azure Blob datastore tests start their own on free loopback ports).
+azurite:
+	@bash scripts/install-azurite.sh
+
+## browser: install Debian's chromium when missing (the studio's browser tests drive it with Playwright).
+browser:
+	@bash scripts/install-browser.sh
+
+## screenshots: the studio's main pages, as PNG files in docs/images/ (a real server, headless Chromium).
+screenshots: $(STAMP) browser
+	$(PY) -m tests.studio.screenshots docs/images
+
 ## test: the whole suite, SQLite and PostgreSQL, end-to-end tests included.
-test: $(STAMP) postgres
+test: $(STAMP) postgres browser azurite
 	$(PY) -m pytest
 
 test-fast: $(STAMP)
@@ -36,7 +49,7 @@ test-fast: $(STAMP)
 
 ## bench: the benchmarks against their peers; prints one table (never part of `make test`).
 bench: $(STAMP)
-	$(PY) benchmarks/run.py && $(PY) benchmarks/batch.py && $(PY) benchmarks/automation.py && $(PY) benchmarks/monitoring.py
+	$(PY) benchmarks/run.py && $(PY) benchmarks/batch.py && $(PY) benchmarks/automation.py && $(PY) benchmarks/monitoring.py && $(PY) benchmarks/studio.py && $(PY) benchmarks/sweeps.py && $(PY) benchmarks/lifecycle.py && $(PY) benchmarks/scaleout.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

@@ -10,6 +10,8 @@ import pytest
 
 from mlyard.store.db import Database
 from mlyard.store.migrate import upgrade
+from tests.support.azurite import MISSING as AZURITE_MISSING
+from tests.support.azurite import Azurite, azurite_installed
 from tests.support.postgres import PostgresServer, find_postgres_bin
 
 PG_MISSING = ("PostgreSQL 15 is not installed: run 'make postgres' (scripts/install-postgres.sh); "
@@ -20,6 +22,7 @@ _PG_SKIPPED = pytest.StashKey[bool]()
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: end-to-end tests that take more than a few seconds; run in CI")
     config.addinivalue_line("markers", "postgres: tests that run against the session's real PostgreSQL server")
+    config.addinivalue_line("markers", "azurite: tests against a real Azurite (Azure Storage emulator; make azurite)")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
@@ -62,3 +65,16 @@ def db(database_url: str) -> Iterator[Database]:
     upgrade(database.engine)
     yield database
     database.dispose()
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """One Azurite blob service for the session (made-up account and key); skipped when not installed."""
+    if not azurite_installed():
+        pytest.skip(AZURITE_MISSING)
+    pytest.importorskip("adlfs", reason="adlfs is not installed: pip install -e '.[dev]'")
+    server = Azurite().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -42,16 +42,34 @@ def upload(ctx: click.Context, src: str, path: str, name: str | None, overwrite:
     click.echo(uri)
 
 
+@datastore.command("create")
+@click.option("-f", "--file", "file", required=True, type=click.Path(dir_okay=False),
+              help="Datastore YAML (Azure's azureBlob / azureDataLakeGen2 schemas, with credentials.account_key or "
+                   "credentials.sas_token).")
+@click.option("-n", "--name", help="Name (wins over the file).")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a field (repeatable).")
+@click.option("--set-default", is_flag=True,
+              help="Make it the workspace's default datastore (only while the current default holds no files "
+                   "written through mlyard nor MLflow artifacts).")
+@output_option
+@click.pass_context
+def create(ctx: click.Context, file: str, name: str | None, overrides: tuple[str, ...], set_default: bool,
+           output: str) -> None:
+    """Create a datastore; the server checks it answers with the credentials given. Credentials are never shown."""
+    from mlyard.specs import load_spec
+
+    loaded = load_spec(file, "datastore", overrides=overrides, name=name)
+    emit(make_client(ctx).datastores.create(loaded.to_dict(), set_default=set_default), output, _COLUMNS)
+
+
+_COLUMNS = [("name", lambda r: r["name"]), ("type", lambda r: r["type"]),
+            ("default", lambda r: "yes" if r["is_default"] else ""), ("root", lambda r: r["root"])]
+
+
 @datastore.command("show")
 @click.option("-n", "--name", required=True, help="Datastore name.")
 @output_option
 @click.pass_context
 def show(ctx: click.Context, name: str, output: str) -> None:
-    """Show a datastore."""
-    from mlyard.core.errors import NotFoundError
-
-    rows = make_client(ctx).transport.json("GET", "/api/v1/datastores")
-    found = [r for r in rows if r["name"] == name]
-    if not found:
-        raise NotFoundError(f"datastore {name} not found; the workspace has: {', '.join(r['name'] for r in rows)}")
-    emit(found[0], output)
+    """Show a datastore (credentials masked)."""
+    emit(make_client(ctx).datastores.get(name), output)

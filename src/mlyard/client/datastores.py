@@ -47,6 +47,20 @@ class DatastoreOperations:
         result: builtins.list[dict[str, Any]] = self._t.json("GET", "/api/v1/datastores")
         return result
 
+    def create(self, spec: dict[str, Any], *, set_default: bool = False) -> dict[str, Any]:
+        """Create a datastore from its spec (Azure Blob / ADLS Gen2 with an account key or a SAS token).
+
+        The server checks the store answers with those credentials before recording it; what comes
+        back (and ``get``/``list``) shows the credentials masked.
+        """
+        result: dict[str, Any] = self._t.json("POST", "/api/v1/datastores",
+                                              json={"spec": spec, "set_default": set_default})
+        return result
+
+    def get(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._t.json("GET", f"/api/v1/datastores/{name}")
+        return result
+
     def list_files(self, name: str, prefix: str) -> builtins.list[dict[str, Any]]:
         """Every file under ``prefix`` (paths relative to the datastore)."""
         result: builtins.list[dict[str, Any]] = self._t.json(

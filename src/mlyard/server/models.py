@@ -102,6 +102,7 @@ class DatastoreRead(BaseModel):
     type: str
     root: str
     is_default: bool
+    spec: dict[str, Any] = Field(default_factory=dict, description="The datastore's spec, credentials masked.")
 
 
 class WorkspaceRead(BaseModel):

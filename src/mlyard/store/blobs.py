@@ -10,15 +10,17 @@ from __future__ import annotations
 import posixpath
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mlyard.core.errors import ConflictError, NotFoundError
+from mlyard.core.errors import AlreadyExistsError, ConflictError, InvalidRequestError, NotFoundError, StorageError
 from mlyard.core.hashing import sha256_stream, tree_hash
 from mlyard.core.timeutil import utcnow
 from mlyard.store.datastores import Datastore, FsspecDatastore, WrittenFile, clean_relpath
 from mlyard.store.db import Database
+from mlyard.store.object_stores import object_store, open_datastore, refuse_local
 from mlyard.store.schema import Asset, AssetFile, Blob
 from mlyard.store.schema import Datastore as DatastoreRow
 
@@ -55,9 +57,61 @@ class DatastoreRegistry:
                 raise NotFoundError(
                     f"no datastore named {name!r} (known: {known})", details={"datastore": name}
                 )
-            store = FsspecDatastore(row.name, row.root)
+            store = open_datastore(row.name, row.type, row.root, row.spec or {})
         self._open[name] = store
         return store
+
+    def create(self, spec: dict[str, Any], *, make_default: bool = False) -> DatastoreRow:
+        """Record a datastore from its validated spec, once it answers with the credentials given.
+
+        Nothing is recorded when the store cannot be reached; ``make_default`` moves the workspace's
+        default to it (refused while the current default holds files written through mlyard).
+        """
+        name = spec["name"]
+        if spec["type"] == "local":
+            refuse_local(spec)
+        root = object_store(spec).root  # refuses the types it cannot open
+        store = open_datastore(name, spec["type"], root, spec)
+        try:
+            store.check_reachable()
+        except StorageError as exc:  # the user's account, endpoint or credentials: a bad request, not a fault here
+            raise InvalidRequestError(f"{exc.message}; check account_name, endpoint, protocol and credentials",
+                                      details={"datastore": name}) from None
+        if make_default:
+            current = self.default_name()
+            if self.get(current).list_dir("mlflow"):
+                raise ConflictError(
+                    f"the default datastore {current!r} already holds MLflow artifacts, whose mlflow-artifacts:/ URIs "
+                    f"name the default; make {name!r} the default of a new workspace, or create it without "
+                    "--set-default", details={"datastore": current})
+
+        def write(s: Session) -> DatastoreRow:
+            if s.get(DatastoreRow, name) is not None:
+                raise AlreadyExistsError(f"datastore {name!r} already exists; choose another name",
+                                         details={"datastore": name})
+            if make_default:
+                self._move_default(s, name)
+            row = DatastoreRow(name=name, type=spec["type"], root=root, is_default=make_default, spec=spec)
+            s.add(row)
+            s.flush()
+            s.expunge(row)
+            return row
+
+        return self._db.run_in_transaction(write)
+
+    @staticmethod
+    def _move_default(s: Session, name: str) -> None:
+        old = s.scalar(select(DatastoreRow).where(DatastoreRow.is_default.is_(True)))
+        if old is None:
+            return
+        holds = s.scalar(select(Blob.path).where(Blob.datastore == old.name).limit(1))
+        if holds is not None:
+            raise ConflictError(
+                f"the default datastore {old.name!r} already holds files written through mlyard (e.g. {holds!r}), "
+                f"and their azureml:// and mlflow-artifacts:/ URIs name it; make {name!r} the default of a new "
+                "workspace, or create it without --set-default and name it in your YAML",
+                details={"datastore": old.name})
+        old.is_default = False
 
     def list_rows(self) -> list[DatastoreRow]:
         with self._db.session() as s:

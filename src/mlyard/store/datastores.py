@@ -16,12 +16,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
+import anyio
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from mlyard.core.errors import ConflictError, InvalidRequestError, NotFoundError, StorageError
+from mlyard.core.errors import ConflictError, InvalidRequestError, MlyardError, NotFoundError, StorageError
 
 TMP_PREFIX = ".mlyard-tmp-"
 
@@ -134,11 +136,16 @@ class _Staging:
 class FsspecDatastore:
     """A datastore over an fsspec filesystem rooted at ``root`` (a local folder or a URL)."""
 
-    def __init__(self, name: str, root: str) -> None:
+    def __init__(self, name: str, root: str, options: dict[str, Any] | None = None,
+                 secrets: tuple[str, ...] = ()) -> None:
         self.name = name
-        self.fs, self.root = fsspec.core.url_to_fs(root)
+        self.fs, self.root = fsspec.core.url_to_fs(root, **(options or {}))
         self.root = self.root.rstrip("/")
         self.is_local = isinstance(self.fs, LocalFileSystem)
+        # object stores whose writes become visible only when the file is closed (Azure block blobs: blocks
+        # are staged, and the block list committed at close): written in place, abandoned on failure
+        self.commits_on_close = bool({"abfs", "az"} & set(_protocols(self.fs)))
+        self._secrets = secrets
         if self.is_local:
             os.makedirs(self.root, exist_ok=True)
 
@@ -153,6 +160,10 @@ class FsspecDatastore:
         nothing appears under ``rel``.
         """
         target = self._full(rel)
+        if self.commits_on_close:
+            with self._committed_on_close(rel, target) as staging:
+                yield staging
+            return
         parent = posixpath.dirname(target)
         tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}"
         try:
@@ -179,6 +190,40 @@ class FsspecDatastore:
             self._discard(tmp)
             raise
 
+    @contextmanager
+    def _committed_on_close(self, rel: str, target: str) -> Iterator[_Staging]:
+        """Write ``target`` in place on a store that shows it only once closed; on any failure, never close it.
+
+        Azure stages each block under the blob's name but the blob exists (or keeps its old content)
+        until the block list is committed at close; uncommitted blocks are dropped by the service.
+        """
+        with self.guard(f"could not write {rel!r}"):
+            self._check_room(rel)
+            out = self.fs.open(target, "wb")
+        try:
+            staging = _Staging(out)
+            yield staging
+        except BaseException:
+            _abandon(out)
+            raise
+        with self.guard(f"could not write {rel!r}"):
+            out.close()
+
+    @contextmanager
+    def guard(self, what: str) -> Iterator[None]:
+        """Turn a remote store's failure into a ``StorageError`` that names no secret."""
+        try:
+            yield
+        except (MlyardError, FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise
+        except Exception as exc:
+            if self.is_local:
+                raise
+            from mlyard.store.object_stores import scrub
+
+            reason = scrub(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__, self._secrets)
+            raise StorageError(f"{what} in datastore {self.name!r}: {reason[:300]}") from None
+
     async def write_stream(
         self,
         path: str,
@@ -189,7 +234,10 @@ class FsspecDatastore:
         rel = clean_relpath(path)
         with self._staged(rel) as staging:
             async for chunk in chunks:
-                staging.write(chunk)
+                if self.is_local:
+                    staging.write(chunk)
+                else:  # a remote write may wait on the network: keep it off the event loop
+                    await anyio.to_thread.run_sync(staging.write, chunk)
             sha = staging.sha256
             if expected_sha256 and sha != expected_sha256.lower():
                 raise InvalidRequestError(
@@ -229,6 +277,16 @@ class FsspecDatastore:
                 raise ConflictError(f"{above!r} in datastore {self.name!r} is a file, so {rel!r} cannot be "
                                     "written below it; choose another path", details={"path": rel})
 
+    def check_reachable(self) -> None:
+        """List the root once: a wrong key, SAS, account or container fails here, naming no secret."""
+        try:
+            with self.guard("could not reach the storage with the credentials given"):
+                self.fs.ls(self.root, detail=False)
+        except FileNotFoundError:
+            if not self.is_local:
+                raise NotFoundError(f"datastore {self.name!r}: container {self.root!r} does not exist in the storage "
+                                    "account; create it first (az storage container create)") from None
+
     def _discard(self, tmp: str) -> None:
         try:
             self.fs.rm(tmp)
@@ -238,7 +296,8 @@ class FsspecDatastore:
     def open_read(self, path: str) -> BinaryIO:
         rel = clean_relpath(path)
         try:
-            return self.fs.open(self._full(rel), "rb")  # type: ignore[no-any-return]
+            with self.guard(f"could not read {rel!r}"):
+                return self.fs.open(self._full(rel), "rb")  # type: ignore[no-any-return]
         except FileNotFoundError as exc:
             raise NotFoundError(f"no file {rel!r} in datastore {self.name!r}") from exc
         except IsADirectoryError as exc:
@@ -247,12 +306,17 @@ class FsspecDatastore:
     def size(self, path: str) -> int | None:
         full = self._full(path)
         try:
-            info = self.fs.info(full)
+            with self.guard(f"could not look at {clean_relpath(path)!r}"):
+                info = self.fs.info(full)
         except FileNotFoundError:
             return None
         return int(info["size"]) if info.get("type") == "file" else None
 
     def list_files(self, prefix: str) -> Iterator[FileInfo]:
+        with self.guard(f"could not list {clean_relpath(prefix)!r}"):
+            yield from self._list_files(prefix)
+
+    def _list_files(self, prefix: str) -> Iterator[FileInfo]:
         base = self._full(prefix)
         if not self.fs.exists(base):
             return
@@ -271,7 +335,8 @@ class FsspecDatastore:
     def list_dir(self, prefix: str) -> list[DirEntry]:
         base = self._full(prefix) if prefix.strip("/") else self.root
         try:
-            children = self.fs.ls(base, detail=True)
+            with self.guard(f"could not list {prefix!r}"):
+                children = self.fs.ls(base, detail=True)
         except (FileNotFoundError, NotADirectoryError):
             return []
         entries = []
@@ -286,13 +351,30 @@ class FsspecDatastore:
     def delete(self, path: str) -> None:
         full = self._full(path)
         try:
-            self.fs.rm(full, recursive=True)
+            with self.guard(f"could not delete {clean_relpath(path)!r}"):
+                self.fs.rm(full, recursive=True)
         except FileNotFoundError:
             pass
 
 
+def _protocols(fs: Any) -> tuple[str, ...]:
+    proto = fs.protocol
+    return (proto,) if isinstance(proto, str) else tuple(proto)
+
+
+def _abandon(out: Any) -> None:
+    """Close a file being written without committing it (fsspec's buffered files commit on their final flush)."""
+    try:
+        out.forced = True  # the final flush (the commit) is skipped
+        out.close()
+    except Exception:  # noqa: BLE001 - abandoning must not hide the error that caused it
+        out.closed = True
+
+
 def _mtime(info: dict[str, Any]) -> float | None:
-    value = info.get("mtime")
+    value = info.get("mtime", info.get("last_modified"))  # object stores (adlfs) give a datetime
+    if isinstance(value, datetime):
+        return value.timestamp()
     return float(value) if isinstance(value, int | float) else None
 
 

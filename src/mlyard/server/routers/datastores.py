@@ -2,30 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from mlyard.core.errors import NotFoundError
 from mlyard.server.deps import get_services
 from mlyard.server.models import BlobRead, DatastoreRead
 from mlyard.server.services import Services
+from mlyard.specs import load_spec_dict
 from mlyard.store.datastores import clean_relpath, datastore_uri
+from mlyard.store.object_stores import redact
+from mlyard.store.schema import Datastore as DatastoreRow
 
 router = APIRouter(prefix="/api/v1/datastores", tags=["datastores"])
 Svc = Annotated[Services, Depends(get_services)]
 SHA_HEADER = "X-Mlyard-Sha256"
 
 
-@router.get("", response_model=list[DatastoreRead], summary="List datastores")
+def _read(r: DatastoreRow) -> DatastoreRead:
+    return DatastoreRead(name=r.name, type=r.type, root=r.root, is_default=r.is_default, spec=redact(r.spec or {}))
+
+
+@router.get("", response_model=list[DatastoreRead], summary="List datastores (credentials masked)")
 def list_datastores(services: Svc) -> list[DatastoreRead]:
-    return [
-        DatastoreRead(name=r.name, type=r.type, root=r.root, is_default=r.is_default)
-        for r in services.datastores.list_rows()
-    ]
+    return [_read(r) for r in services.datastores.list_rows()]
+
+
+class DatastoreCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spec: dict[str, Any]
+    set_default: bool = False
+
+
+@router.post("", response_model=DatastoreRead, status_code=201,
+             summary="Create a datastore (Azure Blob, ADLS Gen2)")
+def create_datastore(body: DatastoreCreate, services: Svc) -> DatastoreRead:
+    """Validate the spec, check the store answers with its credentials, and record it (credentials never echoed)."""
+    spec = load_spec_dict(body.spec, "datastore").to_dict()
+    return _read(services.datastores.create(spec, make_default=body.set_default))
+
+
+@router.get("/{name}", response_model=DatastoreRead, summary="Show a datastore (credentials masked)")
+def show_datastore(name: str, services: Svc) -> DatastoreRead:
+    for r in services.datastores.list_rows():
+        if r.name == name:
+            return _read(r)
+    known = ", ".join(r.name for r in services.datastores.list_rows())
+    raise NotFoundError(f"no datastore named {name!r} (known: {known})", details={"datastore": name})
 
 
 class FileRead(BaseModel):

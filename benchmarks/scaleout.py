@@ -1,0 +1,251 @@
+"""Object storage throughput: mlyard's Azure Blob datastore against ``adlfs`` used directly, on a real Azurite.
+
+    .venv/bin/python benchmarks/scaleout.py --quick      # a check: 1 round, 4 files of 4 MiB
+    .venv/bin/python benchmarks/scaleout.py              # 3 rounds, 8 files of 16 MiB (make bench)
+
+One Azurite (``make azurite``) on a loopback port, one container per side and round.
+
+* **upload (datastore)**: ``FsspecDatastore.put_file`` of each file (read once, hashed while written, Azure
+  blocks staged under the blob's name and committed only at the end) against ``adlfs``'s ``put_file``
+  (``upload_blob``, no hash).
+* **download (datastore)**: ``open_read`` + read to the end against ``adlfs``'s ``get_file``.
+* **upload/download (server)**: the same bytes through a real ``mlyard server`` whose default datastore is the
+  Azurite container (the SDK's ``datastores.upload`` of the folder: sha256 first, then a streamed PUT that the
+  server verifies before committing; a streamed GET per file back), against ``adlfs`` direct again.
+
+Azurite (Node.js) runs on the same 2 cores as both sides, so these figures bound the overhead mlyard adds on top
+of one storage client, not Azure's own throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # tests.support: the Azurite and server harnesses the tests use
+
+from harness import Comparison, markdown_table, print_table  # noqa: E402
+from procs import package_version  # noqa: E402
+
+from mlyard.store.object_stores import open_datastore  # noqa: E402
+from tests.support.azurite import MISSING, Azurite, azurite_installed  # noqa: E402
+
+Progress = Callable[[str], None]
+
+
+def _files(folder: Path, count: int, size: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(count):
+        p = folder / f"part-{i:03d}.bin"
+        p.write_bytes(os.urandom(size))
+        out.append(p)
+    return out
+
+
+def datastore_bench(az: Azurite, files: list[Path], rounds: int, progress: Progress) -> list[Comparison]:
+    total = sum(p.stat().st_size for p in files)
+    workload = f"{len(files)} files of {files[0].stat().st_size >> 20} MiB to one Azurite container"
+    up = Comparison("upload (datastore)", "mlyard FsspecDatastore.put_file (hashed, block commit)",
+                    "adlfs put_file", workload, bytes_per_round=total)
+    down = Comparison("download (datastore)", "mlyard FsspecDatastore.open_read", "adlfs get_file", workload,
+                      bytes_per_round=total)
+    fs = az.filesystem()
+    state: dict[str, str] = {}
+
+    def before(_i: int) -> None:
+        state["mine"] = az.create_container(f"m{uuid.uuid4().hex[:12]}")
+        state["peer"] = az.create_container(f"p{uuid.uuid4().hex[:12]}")
+
+    def up_mine() -> float:
+        store = open_datastore("bench", "azure_blob", "", az.datastore_spec("bench", state["mine"]))
+        start = time.perf_counter()
+        for p in files:
+            store.put_file(p, f"data/{p.name}")
+        return time.perf_counter() - start
+
+    def up_peer() -> float:
+        start = time.perf_counter()
+        for p in files:
+            fs.put_file(str(p), f"{state['peer']}/data/{p.name}")
+        return time.perf_counter() - start
+
+    def down_mine() -> float:
+        store = open_datastore("bench", "azure_blob", "", az.datastore_spec("bench", state["mine"]))
+        start = time.perf_counter()
+        for p in files:
+            with store.open_read(f"data/{p.name}") as f:
+                while f.read(1 << 22):
+                    pass
+        return time.perf_counter() - start
+
+    def down_peer() -> float:
+        target = Path(tempfile.mkdtemp(prefix="mlyard-bench-dl-"))
+        try:
+            start = time.perf_counter()
+            for p in files:
+                fs.get_file(f"{state['peer']}/data/{p.name}", str(target / p.name))
+            return time.perf_counter() - start
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
+
+    def after(_i: int) -> None:
+        for c in (state["mine"], state["peer"]):
+            fs.rm(c, recursive=True)
+
+
+    # upload and download alternate in the same rounds: the download reads what the upload wrote
+    samples: dict[str, list[float]] = {"um": [], "up": [], "dm": [], "dp": []}
+    for index in range(-1, rounds):
+        before(index)
+        try:
+            got = (up_mine(), up_peer(), down_mine(), down_peer())
+        finally:
+            after(index)
+        if index >= 0:
+            for key, value in zip(samples, got, strict=True):
+                samples[key].append(value)
+        label = "warm-up" if index < 0 else f"round {index + 1}/{rounds}"
+        progress(f"{label}: upload mlyard {got[0]:.2f}s / adlfs {got[1]:.2f}s; "
+                 f"download mlyard {got[2]:.2f}s / adlfs {got[3]:.2f}s")
+    up.subject_s, up.peer_s, down.subject_s, down.peer_s = samples["um"], samples["up"], samples["dm"], samples["dp"]
+    for c in (up, down):
+        _notes(c)
+    return [up, down]
+
+
+def server_bench(az: Azurite, base: Path, folder: Path, files: list[Path], rounds: int,
+                 progress: Progress) -> list[Comparison]:
+    import httpx
+    import yaml
+
+    from mlyard.client import MlyardClient
+    from tests.support.server import ServerProcess, free_port, run_cli
+
+    total = sum(p.stat().st_size for p in files)
+    workload = f"{len(files)} files of {files[0].stat().st_size >> 20} MiB through mlyard server -> Azurite"
+    up = Comparison("upload (server)", "mlyard datastore upload (SDK -> server -> Azurite, verified)",
+                    "adlfs put_file", workload, bytes_per_round=total)
+    down = Comparison("download (server)", "GET /api/v1/datastores/.../paths/... (server <- Azurite)",
+                      "adlfs get_file", workload, bytes_per_round=total)
+    container = az.create_container(f"s{uuid.uuid4().hex[:12]}")
+    server = ServerProcess(base / "ws", free_port()).init().start()
+    fs = az.filesystem()
+    try:
+        spec = base / "blobs.yml"
+        spec.write_text(yaml.safe_dump(az.datastore_spec("blobs", container)))
+        run_cli("datastore", "create", "-f", str(spec), env=server.env())
+        client = MlyardClient(server.url, server.token)
+        peer = az.create_container(f"q{uuid.uuid4().hex[:12]}")
+
+        def up_mine(index: int) -> float:
+            start = time.perf_counter()
+            client.datastores.upload(folder, f"round{index}/", "blobs")
+            return time.perf_counter() - start
+
+        def up_peer(index: int) -> float:
+            start = time.perf_counter()
+            for p in files:
+                fs.put_file(str(p), f"{peer}/round{index}/{p.name}")
+            return time.perf_counter() - start
+
+        def down_mine(index: int) -> float:
+            start = time.perf_counter()
+            with httpx.Client(base_url=server.url, headers=server.headers(), timeout=120) as http:
+                for p in files:
+                    with http.stream("GET", f"/api/v1/datastores/blobs/paths/round{index}/{p.name}") as r:
+                        r.raise_for_status()
+                        for _ in r.iter_bytes(1 << 20):
+                            pass
+            return time.perf_counter() - start
+
+        def down_peer(index: int) -> float:
+            target = Path(tempfile.mkdtemp(prefix="mlyard-bench-dl-"))
+            try:
+                start = time.perf_counter()
+                for p in files:
+                    fs.get_file(f"{peer}/round{index}/{p.name}", str(target / p.name))
+                return time.perf_counter() - start
+            finally:
+                shutil.rmtree(target, ignore_errors=True)
+
+        for index in range(-1, rounds):
+            got = (up_mine(index + 1), up_peer(index + 1), down_mine(index + 1), down_peer(index + 1))
+            if index >= 0:
+                up.subject_s.append(got[0])
+                up.peer_s.append(got[1])
+                down.subject_s.append(got[2])
+                down.peer_s.append(got[3])
+            label = "warm-up" if index < 0 else f"round {index + 1}/{rounds}"
+            progress(f"server {label}: upload mlyard {got[0]:.2f}s / adlfs {got[1]:.2f}s; "
+                     f"download mlyard {got[2]:.2f}s / adlfs {got[3]:.2f}s")
+    finally:
+        server.stop()
+    for c in (up, down):
+        _notes(c)
+    return [up, down]
+
+
+def _notes(c: Comparison) -> None:
+    import statistics
+
+    a, b = statistics.median(c.subject_s), statistics.median(c.peer_s)
+    c.notes.append(f"mlyard {c.mb_per_s(a):,.0f} MB/s; adlfs {c.mb_per_s(b):,.0f} MB/s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from machine import describe, summary_line
+    from rich.console import Console
+
+    parser = argparse.ArgumentParser(description="mlyard's Azure Blob datastore against adlfs, on Azurite.")
+    parser.add_argument("--quick", action="store_true", help="1 round of 4 files of 4 MiB")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--files", type=int, default=8)
+    parser.add_argument("--mib", type=int, default=16, help="size of each file")
+    parser.add_argument("--results", type=Path, default=HERE / ".results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.files, args.mib = 1, 4, 4
+    console = Console(width=max(Console().width, 160))
+    if not azurite_installed():
+        console.print(f"scaleout: skipped: {MISSING}")
+        return 0
+    info = describe()
+    console.print(f"[bold]scaleout[/bold]: 1 warm-up + {args.rounds} rounds · {summary_line(info)}")
+
+    def progress(line: str) -> None:
+        console.print(f"  scaleout {line}", highlight=False, markup=False)
+
+    base = Path(tempfile.mkdtemp(prefix="mlyard-bench-scaleout-"))
+    az = Azurite().start()
+    try:
+        files = _files(base / "files", args.files, args.mib << 20)
+        results = datastore_bench(az, files, args.rounds, progress)
+        results += server_bench(az, base, base / "files", files, args.rounds, progress)
+    finally:
+        az.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    title = (f"mlyard object storage vs adlfs on Azurite · {info['date']} · commit {info['commit']} · "
+             f"mlyard {package_version('mlyard')} · adlfs {package_version('adlfs')}")
+    print_table(console, results, title=title)
+    for c in results:
+        console.print("; ".join([f"• {c.name}: mlyard = {c.subject}", f"peer = {c.peer}", c.workload, *c.notes]),
+                      highlight=False, markup=False)
+    args.results.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": info, "results": [c.to_dict() for c in results]}
+    (args.results / "scaleout.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (args.results / "scaleout.md").write_text(f"{summary_line(info)}\n\n{markdown_table(results)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
