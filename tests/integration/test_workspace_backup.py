@@ -118,3 +118,9 @@ def test_a_damaged_or_unfinished_backup_is_refused(server: ServerProcess, tmp_pa
     out = run_cli("--workspace", str(server.workspace), "workspace", "backup", str(server.workspace / "inside"),
                   check=False)
     assert out.returncode == 1 and "outside it" in out.stderr
+    # the workspace itself damaged: check names the file and exits 1
+    live = next((server.workspace / "artifacts").rglob("rows.csv"))
+    live.write_text("a,b\n9,9\n")
+    checked = run_cli("--workspace", str(server.workspace), "workspace", "check", check=False)
+    assert checked.returncode == 1 and "corrupt: workspaceblobstore:LocalUpload/" in checked.stdout
+    assert "rows.csv: sha256" in checked.stdout and checked.stdout.rstrip().endswith("1 problem(s)")

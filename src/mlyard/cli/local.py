@@ -245,7 +245,7 @@ def check_cmd(ctx: click.Context, no_hash: bool, output: str) -> None:
         checked = ", ".join(f"{n} {what}" for what, n in report.checked.items())
         click.echo(f"checked {checked}: " + ("ok" if report.ok else f"{len(report.problems)} problem(s)"))
     if not report.ok:
-        ctx.exit(1)
+        sys.exit(1)  # (ctx.exit's code is lost: main runs click with standalone_mode=False)
 
 
 @workspace.command("gc")
