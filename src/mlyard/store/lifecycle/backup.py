@@ -128,7 +128,10 @@ def _backup(ws: OpenWorkspace, dest: Path, progress: Progress) -> BackupResult:
             raise StorageError(f"pg_dump failed: {out.stderr.strip()[-2000:]}")
     progress(f"store snapshot: {database}")
     with ws.db.session() as s:
-        roots = dict(s.execute(select(DatastoreRow.name, DatastoreRow.root)).all())
+        rows = s.execute(select(DatastoreRow.name, DatastoreRow.type, DatastoreRow.root)).all()
+        roots = {name: root for name, _kind, root in rows}
+        local = {name for name, kind, root in rows if kind == "local" and ("://" not in root or
+                                                                           root.startswith("file://"))}
         blobs = {(d, p): (sha, size) for d, p, sha, size, at in s.execute(
             select(Blob.datastore, Blob.path, Blob.sha256, Blob.size, Blob.created_at))
             if at is None or _aware(at) <= snapshot_at}
@@ -136,7 +139,7 @@ def _backup(ws: OpenWorkspace, dest: Path, progress: Progress) -> BackupResult:
     files: dict[str, list[Any]] = {}
     skipped = []
     for name, root in sorted(roots.items()):
-        if "://" in root and not root.startswith("file://"):
+        if name not in local:  # object storage: it has its own durability; named in the manifest
             skipped.append(name)
             continue
         files.update(_copy_tree(Path(root.removeprefix("file://")), dest / "files" / name, f"files/{name}"))

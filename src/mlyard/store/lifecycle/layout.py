@@ -15,6 +15,7 @@ from sqlalchemy import Table, select
 from mlyard.core.settings import ServerSettings
 from mlyard.store.datastores import FsspecDatastore
 from mlyard.store.db import Database
+from mlyard.store.object_stores import open_datastore
 from mlyard.store.schema import Base
 from mlyard.store.schema import Datastore as DatastoreRow
 
@@ -59,9 +60,10 @@ class OpenWorkspace:
         return self.settings.state_dir / "serving"
 
     def datastores(self) -> dict[str, FsspecDatastore]:
+        """Every datastore of the workspace, object stores opened with their credentials, as the server opens them."""
         with self.db.session() as s:
-            rows = s.execute(select(DatastoreRow.name, DatastoreRow.root)).all()
-        return {name: FsspecDatastore(name, root) for name, root in rows}
+            rows = s.execute(select(DatastoreRow.name, DatastoreRow.type, DatastoreRow.root, DatastoreRow.spec)).all()
+        return {name: open_datastore(name, kind, root, spec or {}) for name, kind, root, spec in rows}
 
     def default_datastore(self) -> FsspecDatastore:
         with self.db.session() as s:
