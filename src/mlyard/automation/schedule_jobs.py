@@ -88,9 +88,6 @@ def check_job(session: Session, create_job: Any) -> None:
     spec = resolve_job(session, create_job)
     try:
         loaded = load_spec_dict(spec, "job").to_dict()
-        if loaded.get("type") == "sweep":
-            raise InvalidRequestError("create_job is a sweep job, which mlyard does not run yet",
-                                      details={"field": "create_job.type"})
         refuse_local_paths(loaded)
     except InvalidSpecError as exc:
         raise InvalidSpecError(issues=[SpecIssue(message=i.message, field=f"create_job.{i.field}".rstrip("."),

@@ -40,7 +40,6 @@ from mlyard.automation.trigger_rules import (
 )
 from mlyard.core.errors import (
     AlreadyExistsError,
-    InvalidRequestError,
     InvalidSpecError,
     MlyardError,
     NotFoundError,
@@ -122,9 +121,6 @@ class TriggerService:
             raise InvalidSpecError(issues=[SpecIssue(message=i.message, file=i.file,
                                                      field=f"create_job.{i.field}" if i.field else "create_job")
                                            for i in exc.issues]) from None
-        if job.get("type") == "sweep":
-            raise InvalidRequestError("create_job: sweep jobs are not run by mlyard yet; trigger the trial as a "
-                                      "command job", details={"field": "create_job"})
         refuse_local_paths(job)
         return job
 
