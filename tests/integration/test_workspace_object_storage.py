@@ -55,3 +55,52 @@ def test_check_gc_and_backup_with_the_default_datastore_on_azurite(azurite: Azur
         server.stop()
     restored = run_cli("workspace", "restore", str(tmp_path / "backup"), str(tmp_path / "restored"))
     assert "check ok" in restored.stdout  # the blobs it records are still in the container, with their hashes
+
+
+def test_migrate_moves_the_local_files_to_azurite_and_every_reference_still_reads(
+        azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow import MlflowClient
+
+    container = azurite.create_container(f"moved{free_port()}")
+    server = ServerProcess(tmp_path / "workspace", free_port()).init().start()
+    for key, value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
+                       "MLFLOW_TRACKING_TOKEN": server.token}.items():
+        monkeypatch.setenv(key, value)
+    try:
+        data = tmp_path / "rows"
+        data.mkdir()
+        (data / "rows.csv").write_text("a,b\n" + "1,2\n" * 1000)
+        run_cli("data", "create", "--name", "rows", "--type", "uri_folder", "--path", str(data), env=server.env())
+        client = MlflowClient(server.url)
+        run_id = client.create_run("0").info.run_id
+        weights = tmp_path / "weights.bin"
+        weights.write_bytes(bytes(range(256)) * 400)
+        client.log_artifact(run_id, str(weights))
+        spec = tmp_path / "blobs.yml"
+        spec.write_text(yaml.safe_dump(azurite.datastore_spec("blobs", container)))
+        run_cli("datastore", "create", "-f", str(spec), env=server.env())
+    finally:
+        server.stop()
+
+    ws = ["--workspace", str(server.workspace), "workspace", "migrate"]
+    assert "give --database-url" in run_cli(*ws, check=False).stderr
+    assert "object-storage datastore" in run_cli(*ws, "--datastore", "workspaceblobstore", check=False).stderr
+    # as an interrupted run would have left it: one of the two files already in the container
+    local = server.workspace / "artifacts" / "workspaceblobstore"
+    done = next(local.rglob("rows.csv"))
+    azurite.filesystem().pipe(f"{container}/{done.relative_to(local).as_posix()}", done.read_bytes())
+    moved = run_cli(*ws, "--datastore", "blobs")
+    assert "copied 1 of 2 file(s)" in moved.stdout, moved.stdout  # the run's artifact; the data file was there
+    assert "nothing to move" in run_cli(*ws, "--datastore", "blobs", check=False).stderr  # done once, not twice
+    (server.workspace / "artifacts").rename(server.workspace / "artifacts.before-move")  # reads must come from Azurite
+    assert run_cli("--workspace", str(server.workspace), "workspace", "check").stdout.rstrip().endswith("ok")
+    server.start()
+    try:
+        client = MlflowClient(server.url)
+        got = Path(client.download_artifacts(run_id, "weights.bin", str(tmp_path / "dl")))
+        assert got.read_bytes() == weights.read_bytes()
+        run_cli("data", "download", "-n", "rows", "-v", "1", "--download-path", str(tmp_path / "rows-dl"),
+                env=server.env())
+        assert [p.read_text() for p in (tmp_path / "rows-dl").rglob("rows.csv")] == [(data / "rows.csv").read_text()]
+    finally:
+        server.stop()

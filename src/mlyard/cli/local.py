@@ -318,25 +318,35 @@ def restore_cmd(src: str, path: str, database_url: str | None) -> None:
 
 
 @workspace.command("migrate")
-@click.option("--database-url", required=True, help="PostgreSQL URL (postgresql://user:pw@host/db) to move to.")
-@click.option("--datastore", help="Object storage root (abfs://, s3://) for the files: not implemented yet.")
+@click.option("--database-url", help="PostgreSQL URL (postgresql://user:pw@host/db) to move the store to.")
+@click.option("--datastore", metavar="NAME",
+              help="Object-storage datastore (made with 'mlyard datastore create -f', its credentials in its YAML) "
+                   "to move workspaceblobstore's files to.")
 @click.pass_context
-def migrate_cmd(ctx: click.Context, database_url: str, datastore: str | None) -> None:
-    """Copy the workspace's SQLite store to PostgreSQL, verify every table, and switch mlyard.yaml to it.
+def migrate_cmd(ctx: click.Context, database_url: str | None, datastore: str | None) -> None:
+    """Move the workspace: its SQLite store to PostgreSQL, its local files to object storage, or both.
 
-    Resumable: run it again after an interruption. The server must be stopped. The SQLite file is
-    left in place, untouched, as the way back. Files stay in their datastores.
+    --database-url: copy every table, verify each (row count and sha256), then point mlyard.yaml at
+    it; mlyard.db is left in place, untouched, as the way back. --datastore: copy every file of
+    workspaceblobstore into that datastore, verify each by sha256, then make workspaceblobstore use
+    that storage (every reference keeps its meaning); the local folder is left as it was. Both are
+    resumable: run again after an interruption. The server must be stopped.
     """
-    from mlyard.server.lifecycle import migrate
+    from mlyard.server.lifecycle import migrate, move_files
 
-    if datastore:
-        raise InvalidRequestError("--datastore is not implemented yet (object storage datastores come with issue 15):"
-                                  " migrate the store alone, the files stay where they are")
+    if not database_url and not datastore:
+        raise InvalidRequestError("give --database-url postgresql://... (the store), --datastore NAME (the files), "
+                                  "or both")
     ws = _workspace(ctx)
     if _running(ws) is not None:
         raise InvalidRequestError(f"a server runs for {ws}: stop it first ('mlyard server stop'), so no write is left "
-                                  "behind in SQLite")
-    report = migrate(ws, database_url, progress=lambda line: click.echo(line, err=True))
-    click.echo(f"copied {report.copied} of {report.rows} row(s) in {len(report.tables)} tables; every table verified "
-               "(row count and sha256)")
-    click.echo(f"{ws}/mlyard.yaml now points at {database_url.split('@')[-1]}; mlyard.db is left as it was")
+                                  "behind")
+    if database_url:
+        report = migrate(ws, database_url, progress=lambda line: click.echo(line, err=True))
+        click.echo(f"copied {report.copied} of {report.rows} row(s) in {len(report.tables)} tables; every table "
+                   "verified (row count and sha256)")
+        click.echo(f"{ws}/mlyard.yaml now points at {database_url.split('@')[-1]}; mlyard.db is left as it was")
+    if datastore:
+        moved = move_files(ws, datastore, progress=lambda line: click.echo(line, err=True))
+        click.echo(f"copied {moved.copied} of {moved.files} file(s) ({_size(moved.bytes)}) to datastore {datastore}, "
+                   f"every one verified; workspaceblobstore now uses its storage; {ws}/artifacts is left as it was")

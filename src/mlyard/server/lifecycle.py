@@ -20,6 +20,7 @@ from mlyard.store.lifecycle.check import CheckReport, check_workspace
 from mlyard.store.lifecycle.copy import CopyReport, migrate_to_postgres
 from mlyard.store.lifecycle.gc import GcPlan, plan_gc, run_gc
 from mlyard.store.lifecycle.layout import open_workspace
+from mlyard.store.lifecycle.move_files import MoveReport, move_default_datastore
 from mlyard.store.migrate import current_revision, head_revision, upgrade
 
 Progress = Callable[[str], None]
@@ -68,6 +69,13 @@ def migrate(path: Path, database_url: str, *, progress: Progress = _ignore) -> C
     tmp.write_text(yaml.safe_dump(config, sort_keys=False))
     os.replace(tmp, config_file)
     return report
+
+
+def move_files(path: Path, datastore: str, *, progress: Progress = _ignore) -> MoveReport:
+    """Move workspaceblobstore's files into the object-storage datastore ``datastore`` and switch to it."""
+    with open_workspace(path) as ws:
+        upgrade(ws.db.engine)
+        return move_default_datastore(ws, datastore, progress)
 
 
 class BackgroundGc:
