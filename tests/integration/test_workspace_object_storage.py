@@ -6,16 +6,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 import yaml
 
 from tests.support.azurite import Azurite
+
+if TYPE_CHECKING:
+    from tests.support.postgres import PostgresServer
 from tests.support.server import ServerProcess, free_port, run_cli
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    yield postgres_server.create_database(name).replace("postgresql+psycopg://", "postgresql://")
+    postgres_server.drop_database(name)
 
 
 def test_check_gc_and_backup_with_the_default_datastore_on_azurite(azurite: Azurite, tmp_path: Path) -> None:
@@ -57,8 +70,9 @@ def test_check_gc_and_backup_with_the_default_datastore_on_azurite(azurite: Azur
     assert "check ok" in restored.stdout  # the blobs it records are still in the container, with their hashes
 
 
-def test_migrate_moves_the_local_files_to_azurite_and_every_reference_still_reads(
-        azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.postgres
+def test_migrate_moves_the_store_to_postgres_and_the_files_to_azurite_and_every_reference_still_reads(
+        azurite: Azurite, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow import MlflowClient
 
     container = azurite.create_container(f"moved{free_port()}")
@@ -89,8 +103,10 @@ def test_migrate_moves_the_local_files_to_azurite_and_every_reference_still_read
     local = server.workspace / "artifacts" / "workspaceblobstore"
     done = next(local.rglob("rows.csv"))
     azurite.filesystem().pipe(f"{container}/{done.relative_to(local).as_posix()}", done.read_bytes())
-    moved = run_cli(*ws, "--datastore", "blobs")
+    moved = run_cli(*ws, "--database-url", pg_url, "--datastore", "blobs")
     assert "copied 1 of 2 file(s)" in moved.stdout, moved.stdout  # the run's artifact; the data file was there
+    assert "every table verified" in moved.stdout
+    assert yaml.safe_load((server.workspace / "mlyard.yaml").read_text())["database_url"] == pg_url
     assert "nothing to move" in run_cli(*ws, "--datastore", "blobs", check=False).stderr  # done once, not twice
     (server.workspace / "artifacts").rename(server.workspace / "artifacts.before-move")  # reads must come from Azurite
     assert run_cli("--workspace", str(server.workspace), "workspace", "check").stdout.rstrip().endswith("ok")
@@ -102,5 +118,6 @@ def test_migrate_moves_the_local_files_to_azurite_and_every_reference_still_read
         run_cli("data", "download", "-n", "rows", "-v", "1", "--download-path", str(tmp_path / "rows-dl"),
                 env=server.env())
         assert [p.read_text() for p in (tmp_path / "rows-dl").rglob("rows.csv")] == [(data / "rows.csv").read_text()]
+        assert client.get_run(run_id).info.artifact_uri.startswith("mlflow-artifacts:/")
     finally:
         server.stop()
