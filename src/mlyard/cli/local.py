@@ -43,7 +43,8 @@ def workspace() -> None:
     artifacts/).
 
     check: verify every recorded hash and reference. gc: remove what retention lets go (a dry run unless
-    --yes). backup / restore: a verified copy while the server runs. migrate: SQLite to PostgreSQL.
+    --yes). backup / restore: a verified copy while the server runs. migrate: the store to PostgreSQL,
+    the local files to object storage.
     """
 
 
