@@ -23,6 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: end-to-end tests that take more than a few seconds; run in CI")
     config.addinivalue_line("markers", "postgres: tests that run against the session's real PostgreSQL server")
     config.addinivalue_line("markers", "azurite: tests against a real Azurite (Azure Storage emulator; make azurite)")
+    config.addinivalue_line("markers", "ray: tests that start a local Ray cluster (the ray extra)")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

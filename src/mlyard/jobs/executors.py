@@ -2,8 +2,8 @@
 
 The local executor starts the rendered command through the shell in its own process group, so a
 cancel, a timeout or a server restart can end the whole tree. Each executor has a bound on how many
-steps it runs at once (a named compute's ``max_instances``; the machine's cores for ``local``). A
-Ray executor (a later issue) implements the same ``Executor`` protocol.
+steps it runs at once (a named compute's ``max_instances``; the machine's cores for ``local``). The
+Ray executor (``ray_executor.py``) implements the same ``Executor`` protocol for ``type: ray`` computes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 SHELL = shutil.which("bash") or "/bin/sh"
 KILL_GRACE_S = 3.0
@@ -32,6 +32,7 @@ class Launch:
     env: Mapping[str, str]
     log: Path
     timeout_s: int | None = None
+    resources: Mapping[str, Any] | None = None  # the step's ``resources`` (a Ray executor places by them)
 
 
 @dataclass
@@ -43,11 +44,12 @@ class Outcome:
 
 @dataclass
 class Handle:
-    """A started process; ``pid`` is also its process group."""
+    """A started process; ``pid`` is also its process group (on the node that runs it)."""
 
     pid: int
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | None  # a local child; None where another executor holds the process
     canceled: threading.Event = field(default_factory=threading.Event)
+    remote: Any = None  # what a remote executor keeps to reach the process (the Ray executor's actor)
 
 
 class Executor(Protocol):
@@ -88,6 +90,7 @@ class LocalExecutor:
         return Handle(pid=proc.pid, proc=proc)
 
     def wait(self, handle: Handle, timeout_s: int | None) -> Outcome:
+        assert handle.proc is not None
         try:
             code = handle.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -106,6 +109,7 @@ class LocalExecutor:
     @staticmethod
     def _stop(handle: Handle) -> None:
         """SIGTERM to the group, SIGKILL after a grace period."""
+        assert handle.proc is not None
         kill_group(handle.pid, signal.SIGTERM)
         try:
             handle.proc.wait(timeout=KILL_GRACE_S)

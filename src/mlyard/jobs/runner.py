@@ -54,6 +54,8 @@ from mlyard.jobs.plan import (
     step_type,
     unwrap_pipeline_component,
 )
+from mlyard.jobs.ray_executor import RayExecutor
+from mlyard.jobs.ray_executor import disconnect as ray_disconnect
 from mlyard.jobs.records import JobTokens
 from mlyard.jobs.render import path_text, render_command
 from mlyard.jobs.resolve import PipelineContext, StepResolver
@@ -107,7 +109,7 @@ class JobRunner(StepOutputs, StepResolver):
         self.server_url = server_url
         self.default_env_mode = default_env_mode
         self._local = LocalExecutor()
-        self._executors: dict[str, LocalExecutor] = {}
+        self._executors: dict[str, LocalExecutor | RayExecutor] = {}
         self._active: dict[str, Active] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -140,6 +142,8 @@ class JobRunner(StepOutputs, StepResolver):
         for _, act in active:
             if act.thread is not None:
                 act.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if any(isinstance(ex, RayExecutor) for ex in self._executors.values()):
+            ray_disconnect()  # a local Ray started for these steps stops with the server
 
     def recover(self) -> list[str]:
         """Mark jobs left unfinished by a stopped server as failed and kill their leftover processes."""
@@ -533,7 +537,13 @@ class JobRunner(StepOutputs, StepResolver):
             return StepResult(key, "Canceled")
         timeout = (step.get("limits") or {}).get("timeout")
         self._log(row.name, f"running: {command}")
-        handle = executor.start(Launch(row.name, command, wd, launch_env, self.log_path(row.name), timeout))
+        try:
+            handle = executor.start(Launch(row.name, command, wd, launch_env, self.log_path(row.name), timeout,
+                                           step.get("resources")))
+        except MlyardError as exc:  # a compute that cannot take the step (no Ray, an unreachable cluster, ...)
+            self._log(row.name, f"could not start: {exc.message}")
+            self._finish_row(row.name, "Failed", exc.message)
+            return StepResult(key, "Failed", exc.message)
         act.handles[row.name] = (executor, handle)
         if act.cancel.is_set() or row.name in act.stops:  # canceled while the process was starting
             executor.cancel(handle)
@@ -627,10 +637,12 @@ class JobRunner(StepOutputs, StepResolver):
         if row is None:
             return self._local
         limit = int(row.spec.get("max_instances") or 1)
+        ray_address = str(row.spec.get("address") or "") if row.spec.get("type") == "ray" else None
         with self._lock:
             ex = self._executors.get(name)
-            if ex is None or ex.max_parallel != limit:
-                ex = self._executors[name] = LocalExecutor(name, limit)
+            if ex is None or ex.max_parallel != limit or getattr(ex, "address", None) != ray_address:
+                ex = self._executors[name] = (RayExecutor(name, ray_address, limit) if ray_address is not None
+                                              else LocalExecutor(name, limit))
         return ex
 
 

@@ -42,7 +42,8 @@ class Compute(Documented):
             raise spec_error(f"min_instances ({self.min_instances}) is above max_instances ({self.max_instances})",
                              "min_instances")
         if self.type == "ray" and not self.address:
-            raise spec_error("a ray compute needs 'address' (for example ray://head:10001, or auto)", "address")
+            raise spec_error("a ray compute needs 'address' (local: a Ray that mlyard starts on this machine; or a "
+                             "cluster's, for example ray://head:10001, or auto)", "address")
         return self
 
 
