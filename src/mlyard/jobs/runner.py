@@ -40,6 +40,7 @@ from mlyard.core.ids import friendly_name
 from mlyard.core.timeutil import now_ms
 from mlyard.jobs.conda import environment_identity
 from mlyard.jobs.data import JobData
+from mlyard.jobs.distribution import distributed_command
 from mlyard.jobs.environments import ENV_MODES, EnvironmentCache, mlyard_only_path
 from mlyard.jobs.executors import Executor, Handle, Launch, LocalExecutor, kill_group, leftover_processes
 from mlyard.jobs.extras import missing_module_hint
@@ -522,6 +523,7 @@ class JobRunner(StepOutputs, StepResolver):
                 rendered_out[n] = str(target)
             command = render_command(step["command"], {n: (None if t is None else t) for n, t in rendered_in.items()},
                                      {n: path_text(p) for n, p in rendered_out.items()})
+            command = distributed_command(command, step.get("distribution"), step.get("resources"))
             secret, token_hash = self._tokens.issue(row.created_by, row.actor_role)
             self._update(row.name, token_hash=token_hash)
             launch_env = self._process_env(row, step, env, rendered_in, rendered_out, secret)
