@@ -9,6 +9,10 @@ One Azurite (``make azurite``) on a loopback port, one container per side and ro
   blocks staged under the blob's name and committed only at the end) against ``adlfs``'s ``put_file``
   (``upload_blob``, no hash).
 * **download (datastore)**: ``open_read`` + read to the end against ``adlfs``'s ``get_file``.
+* **steps on Ray / on local slots**: ``--steps`` one-second steps (``sleep 1``; 200 by default), two at a time,
+  through mlyard's ``RayExecutor`` (an actor per step, its log pulled every 0.25 s) and through local slots
+  (``LocalExecutor``), against ``ray.remote`` called directly on the same command (``subprocess.run``, one CPU
+  each): the overhead mlyard adds per task. The executors are driven directly, without a server or a job row.
 * **upload/download (server)**: the same bytes through a real ``mlyard server`` whose default datastore is the
   Azurite container (the SDK's ``datastores.upload`` of the folder: sha256 first, then a streamed PUT that the
   server verifies before committing; a streamed GET per file back), against ``adlfs`` direct again.
@@ -29,6 +33,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests.support: the Azurite and server harnesses the tests use
@@ -195,6 +200,74 @@ def server_bench(az: Azurite, base: Path, folder: Path, files: list[Path], round
     return [up, down]
 
 
+def _sleep_step() -> int:
+    """What ``ray.remote`` runs directly: the same shell command a step runs."""
+    import subprocess
+
+    return subprocess.run(["bash", "-c", "sleep 1"], check=False).returncode
+
+
+def ray_bench(base: Path, steps: int, rounds: int, progress: Progress) -> list[Comparison]:
+    """``steps`` one-second steps, two at a time: mlyard's Ray executor and local slots against ``ray.remote``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ray
+
+    from mlyard.jobs.executors import Launch, LocalExecutor
+    from mlyard.jobs.ray_executor import RayExecutor, connect, disconnect
+
+    lanes = 2
+    workload = f"{steps} steps of 'sleep 1', {lanes} at a time, on a local Ray (one node, {lanes} CPUs)"
+    on_ray = Comparison("steps on Ray", "mlyard RayExecutor (actor per step, log pulled)", "ray.remote direct",
+                        workload)
+    local = Comparison("steps on local slots", "mlyard LocalExecutor (process group per step)", "ray.remote direct",
+                       workload)
+    connect("local")
+    remote = ray.remote(num_cpus=1)(_sleep_step)
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+
+    def through(executor: Any, steps: int = steps) -> float:
+        def one(i: int) -> None:
+            launch = Launch(f"bench-{i}", "sleep 1", base, env, base / "logs" / f"{i}.log")
+            handle = executor.start(launch)
+            executor.wait(handle, None)
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(lanes) as pool:
+            list(pool.map(one, range(steps)))
+        return time.perf_counter() - start
+
+    def direct(steps: int = steps) -> float:
+        start = time.perf_counter()
+        ray.get([remote.remote() for _ in range(steps)])
+        return time.perf_counter() - start
+
+    try:
+        ray_exec, local_exec = RayExecutor("bench", "local", lanes), LocalExecutor("bench", lanes)
+        warm = min(steps, 10)  # the warm-up starts Ray's worker pool; it is not counted
+        progress(f"ray warm-up ({warm} steps): RayExecutor {through(ray_exec, warm):.1f}s, "
+                 f"local slots {through(local_exec, warm):.1f}s, ray.remote {direct(warm):.1f}s")
+        for index in range(rounds):
+            got = (through(ray_exec), through(local_exec), direct())
+            if index >= 0:
+                on_ray.subject_s.append(got[0])
+                local.subject_s.append(got[1])
+                on_ray.peer_s.append(got[2])
+                local.peer_s.append(got[2])
+            label = f"round {index + 1}/{rounds}"
+            progress(f"ray {label}: RayExecutor {got[0]:.1f}s, local slots {got[1]:.1f}s, ray.remote {got[2]:.1f}s")
+    finally:
+        disconnect()
+    import statistics
+
+    ideal = steps / lanes
+    for c in (on_ray, local):
+        mine, peer = statistics.median(c.subject_s), statistics.median(c.peer_s)
+        c.notes.append(f"overhead per step over 'sleep 1': mlyard {(mine - ideal) * lanes / steps * 1000:.0f} ms, "
+                       f"ray.remote {(peer - ideal) * lanes / steps * 1000:.0f} ms")
+    return [on_ray, local]
+
+
 def _notes(c: Comparison) -> None:
     import statistics
 
@@ -211,10 +284,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--mib", type=int, default=16, help="size of each file")
+    parser.add_argument("--steps", type=int, default=200, help="one-second steps on Ray (0: no Ray benchmark)")
+    parser.add_argument("--step-rounds", type=int, default=1, help="counted rounds of the steps (about 7 min each)")
     parser.add_argument("--results", type=Path, default=HERE / ".results")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.files, args.mib = 1, 4, 4
+        args.rounds, args.files, args.mib, args.steps = 1, 4, 4, 10
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        args.steps = 0  # no Ray here: pip install 'mlyard[ray]'
+
     console = Console(width=max(Console().width, 160))
     if not azurite_installed():
         console.print(f"scaleout: skipped: {MISSING}")
@@ -231,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         files = _files(base / "files", args.files, args.mib << 20)
         results = datastore_bench(az, files, args.rounds, progress)
         results += server_bench(az, base, base / "files", files, args.rounds, progress)
+        if args.steps:
+            (base / "logs").mkdir()
+            results += ray_bench(base, args.steps, args.step_rounds, progress)
     finally:
         az.stop()
         shutil.rmtree(base, ignore_errors=True)
