@@ -138,3 +138,43 @@ def test_logs_stream_and_cancel_and_timeout_kill_the_process_on_the_node(ray_ser
             """, PROPS=props)
         refused = yard.run(greedy)
         assert refused["status"] == "Failed" and says in refused["error"], refused
+
+
+def test_a_worker_node_killed_mid_step_fails_the_step_by_the_job_rules(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A head and two worker nodes on this machine; the node running a step is killed."""
+    from tests.support.ray_cluster import RayCluster
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a loopback test cluster: no token, for it and the server
+    cluster = RayCluster(workers=2).start()
+    server = ServerProcess(tmp_path / "workspace", free_port()).init().start()
+    try:
+        spec = write(tmp_path / "multi.yml", f"name: multi\ntype: ray\naddress: {cluster.address}\nmax_instances: 2\n")
+        run_cli("compute", "create", "-f", str(spec), env=server.env())
+        yard = JobYard(server, tmp_path)
+        pidfile = tmp_path / "pid"
+        job = yard.submit(write(tmp_path / "long.yml", """\
+            command: echo $$ > @PIDFILE@; sleep 120
+            environment: @ENV@
+            compute: azureml:multi
+            """, PIDFILE=pidfile))
+        wait_until(lambda: pidfile.exists() and pidfile.read_text().strip() != "", "the step to start", timeout=60)
+        pid = int(pidfile.read_text())
+        node = cluster.node_of(pid)
+        assert node is not None, "the step should run on a worker node (the head has no CPU)"
+        cluster.kill(node)
+        done = yard.wait(job["name"], timeout=90)
+        assert done["status"] == "Failed" and "the Ray node or actor running the step was lost" in done["error"], done
+        assert "run the job again" in done["error"] and not done.get("outputs")
+        if alive(pid):  # the node's machine is "gone"; here its orphaned step lives on: end it
+            os.kill(pid, 9)
+
+        again = yard.completed(write(tmp_path / "short.yml", """\
+            command: echo placed on the surviving node
+            environment: @ENV@
+            compute: azureml:multi
+            """))
+        assert "placed on the surviving node" in yard.log(again["name"])
+    finally:
+        server.stop()
+        cluster.stop()

@@ -40,6 +40,7 @@ class Outcome:
     exit_code: int | None
     timed_out: bool = False
     canceled: bool = False
+    lost: str | None = None  # why the process was lost without an exit code (a Ray node gone, say)
 
 
 @dataclass

@@ -240,12 +240,12 @@ class RayExecutor:
                     self._stop(remote)
                     return Outcome(None, timed_out=True)
                 time.sleep(POLL_S)
-        except ray.exceptions.RayActorError as exc:
-            reason = "the Ray node running the step was lost" if "node" in str(exc).lower() else \
-                "the Ray actor holding the step died"
+        except ray.exceptions.RayActorError:
+            reason = "the Ray node or actor running the step was lost (its node died, or it was killed)"
+            reason += "; its outputs were not recorded: run the job again (completed steps are reused)"
             with open(remote.log_path, "ab") as log:
-                log.write(f"\n[mlyard] {reason}; the step failed\n".encode())
-            return Outcome(None)
+                log.write(f"\n[mlyard] {reason}\n".encode())
+            return Outcome(None, canceled=handle.canceled.is_set(), lost=reason)
         finally:
             self._release(remote)
 

@@ -567,7 +567,7 @@ class JobRunner(StepOutputs, StepResolver):
             self._finish_row(row.name, "Canceled", act.stops.get(row.name) or act.reason)
             return StepResult(key, "Canceled")
         if outcome.exit_code != 0:
-            message = f"the command exited with code {outcome.exit_code}"
+            message = outcome.lost or f"the command exited with code {outcome.exit_code}"
             if hint := missing_module_hint(self.log_tail(row.name), env.mode):
                 message += f"; {hint}"
             self._log(row.name, message)
