@@ -90,5 +90,6 @@ def test_a_real_gloo_all_reduce_across_2_nodes_x_2_processes(yard: JobYard) -> N
         resources: {instance_count: 2}
         """)
     done = yard.completed(job)
-    lines = sorted(re.findall(r"^RANK \d OF \d SUM \d+$", yard.log(done["name"]), re.M))
-    assert lines == [f"RANK {r} OF 4 SUM 10" for r in range(4)]  # 1 + 2 + 3 + 4 on every rank
+    # four processes share one log, and torch's C++ warnings may land inside a line: match the results anywhere
+    found = sorted(set(re.findall(r"RANK (\d) OF (\d) SUM (\d+)", yard.log(done["name"]))))
+    assert found == [(str(r), "4", "10") for r in range(4)], yard.log(done["name"])  # 1 + 2 + 3 + 4 on every rank
