@@ -142,7 +142,9 @@ def _start_local() -> None:
 
     def hold() -> None:
         try:
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            # address="local": always a new head of our own; with no address Ray joins any cluster already
+            # running on this machine (another workspace's, or a `ray start` by hand)
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             failed.append(exc)
             started.set()
