@@ -1,0 +1,109 @@
+"""The studio's automation pages in a real browser and over plain HTTP: re-run a job from its page; a schedule's
+list, next firings, catch-up rule and enable/disable; no session, no page; CSRF on every post; user text escaped."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from mlyard.server.studio import automation_pages
+from tests.studio.conftest import sign_in
+from tests.studio.seed import EVIL
+from tests.support.jobs import CURATED, TERMINAL, wait_until
+from tests.support.server import ServerProcess
+
+SCHEDULE = "studio-nightly"
+
+
+def api(server: ServerProcess) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers=server.headers(), timeout=60)
+
+
+@pytest.fixture(scope="module")
+def schedule(server: ServerProcess) -> dict[str, Any]:
+    """A daily schedule (it never fires during the tests) whose description holds HTML."""
+    spec = {"name": SCHEDULE, "description": EVIL,
+            "trigger": {"type": "recurrence", "frequency": "day", "interval": 1,
+                        "schedule": {"hours": [3], "minutes": [30]}, "time_zone": "Europe/Paris"},
+            "create_job": {"type": "command", "command": "echo nightly", "environment": CURATED}}
+    with api(server) as c:
+        answer = c.post("/api/v1/schedules", json={"spec": spec})
+    assert answer.status_code == 201, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def test_rerun_a_job_from_its_page_submits_its_spec_as_a_new_job(page: Any, server: ServerProcess) -> None:
+    with api(server) as c:
+        first = c.post("/api/v1/jobs", json={"spec": {"command": "echo again", "environment": CURATED},
+                                             "display_name": "studio-rerun", "experiment_name": "studio-rerun"})
+        assert first.status_code == 201, first.text
+        name = first.json()["name"]
+        wait_until(lambda: c.get(f"/api/v1/jobs/{name}").json()["status"] in TERMINAL, "the first job ends", 120)
+        sign_in(page, server, f"/studio/jobs/{name}")
+        page.click("#rerun-job")
+        page.wait_for_url(re.compile(r"/studio/jobs/(?!" + re.escape(name) + r"$)[^/]+$"))
+        new = page.url.rsplit("/", 1)[1]
+        again = c.get(f"/api/v1/jobs/{new}").json()
+        assert again["display_name"] == "studio-rerun" and again["experiment_name"] == "studio-rerun"
+        assert again["created_by"] != "" and new != name
+        wait_until(lambda: c.get(f"/api/v1/jobs/{new}").json()["status"] in TERMINAL, "the re-run ends", 120)
+        assert c.get(f"/api/v1/jobs/{new}").json()["status"] == "Completed"
+
+
+def test_schedules_list_and_page_with_next_firings_and_enable_disable(page: Any, server: ServerProcess,
+                                                                      schedule: dict[str, Any]) -> None:
+    sign_in(page, server, "/studio/schedules")
+    row = page.inner_text(f"#schedules-table tr:has(a:text-is('{SCHEDULE}'))")
+    assert "yes" in row and "every 1 day" in row and "Europe/Paris" in row
+    page.click(f"text={SCHEDULE}")
+    page.wait_for_url(re.compile(rf"/studio/schedules/{SCHEDULE}$"))
+    assert page.locator("#next-firings tbody tr").count() == 5
+    first = page.inner_text("#next-firings tbody tr >> nth=0")
+    assert "03:30:00 CE" in first  # the zone's clock: CET or CEST
+    assert "at most one catch-up" in page.inner_text("#catch-up-rule")
+    assert EVIL in page.inner_text("main") and page.evaluate("window.__studio_pwned") is None
+    page.click("#toggle-schedule")
+    page.wait_for_url(re.compile(rf"/studio/schedules/{SCHEDULE}$"))
+    assert page.inner_text("#schedule-enabled") == "no"
+    assert "None while disabled" in page.inner_text("#next-firings")
+    page.click("#toggle-schedule")
+    page.wait_for_url(re.compile(rf"/studio/schedules/{SCHEDULE}$"))
+    assert page.inner_text("#schedule-enabled") == "yes"
+    with api(server) as c:
+        assert c.get(f"/api/v1/schedules/{SCHEDULE}").json()["is_enabled"] is True
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, follow_redirects=False, timeout=30) as c:
+        yield c
+
+
+def test_without_a_session_the_new_pages_redirect_and_posts_need_csrf(client: httpx.Client,
+                                                                      server: ServerProcess,
+                                                                      schedule: dict[str, Any]) -> None:
+    routes = [(m, re.sub(r"\{[^}]+\}", SCHEDULE, r.path)) for r in automation_pages.router.routes
+              if isinstance(r, APIRoute) for m in r.methods - {"HEAD"}]
+    assert len(routes) >= 5
+    for method, path in routes:
+        answer = client.request(method, path)
+        assert answer.status_code == 303, (method, path, answer.status_code)
+        assert answer.headers["location"].startswith("/studio/signin?next="), (method, path)
+    signin = client.get("/studio/signin")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', signin.text).group(1)  # type: ignore[union-attr]
+    signed = client.post("/studio/signin", data={"csrf": csrf, "token": server.token, "next": "/studio/"})
+    assert signed.status_code == 303
+    for method, path in routes:
+        if method == "POST":
+            answer = client.post(path, data={"csrf": "stale"})
+            assert answer.status_code == 403, (path, answer.text)
+            assert "CSRF" in answer.text and "Traceback" not in answer.text
+    missing = client.get("/studio/schedules/no-such-schedule")
+    assert missing.status_code == 404 and "no-such-schedule" in missing.text
+    with api(server) as c:
+        assert c.get(f"/api/v1/schedules/{SCHEDULE}").json()["is_enabled"] is True
