@@ -107,3 +107,24 @@ def test_without_a_session_the_new_pages_redirect_and_posts_need_csrf(client: ht
     assert missing.status_code == 404 and "no-such-schedule" in missing.text
     with api(server) as c:
         assert c.get(f"/api/v1/schedules/{SCHEDULE}").json()["is_enabled"] is True
+
+
+def test_events_filtered_newest_first_and_new_ones_appended_live(page: Any, server: ServerProcess) -> None:
+    job = "studio-live-events"
+    sign_in(page, server, f"/studio/events?type=job.*&subject={job}")
+    assert page.locator("#events-table tr[data-event]").count() == 0
+    with api(server) as c:
+        answer = c.post("/api/v1/jobs", json={"name": job, "spec": {"command": "echo live", "environment": CURATED}})
+        assert answer.status_code == 201, answer.text
+        wait_until(lambda: c.get(f"/api/v1/jobs/{job}").json()["status"] in TERMINAL, "the job ends", 120)
+    wait_until(lambda: "Completed" in page.inner_text("#events-table"), "the events appear on the page", 30)
+    ids = [int(x) for x in page.eval_on_selector_all("#events-table tr[data-event]",
+                                                     "rows => rows.map(r => r.dataset.event)")]
+    assert len(ids) >= 2 and ids == sorted(ids, reverse=True)  # newest first, each once
+    assert len(set(ids)) == len(ids)
+    assert page.inner_text("#events-table tr[data-event] >> nth=0").count("job.status_changed") == 1
+    page.reload()
+    assert [int(x) for x in page.eval_on_selector_all("#events-table tr[data-event]",
+                                                      "rows => rows.map(r => r.dataset.event)")] == ids
+    page.goto(f"{server.url}/studio/events?type=no.such")
+    assert "not an event type" in page.inner_text("main")

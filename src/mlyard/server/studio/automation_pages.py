@@ -1,4 +1,5 @@
-"""Automation in the studio: re-running a job, and schedules (next firings, latest firings, enable/disable).
+"""Automation in the studio: re-running a job, schedules (next firings, latest firings, enable/disable), and the
+event log (filters, newest first, new events appended live by polling with a cursor).
 
 Pages read and write through the same services as the API (``services.jobs``, ``services.schedules``);
 every post carries the session's CSRF token.
@@ -8,15 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from mlyard.automation.events import MAX_ID
 from mlyard.automation.schedules import CATCH_UP_RULE, from_ms
 from mlyard.core.errors import InvalidRequestError
 from mlyard.server.deps import get_services
 from mlyard.server.services import Services
 from mlyard.server.studio.auth import PREFIX, Signed, StudioRoute, checked_form
 from mlyard.server.studio.templating import render
+from mlyard.store.events import EVENT_TYPES
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
 Svc = Annotated[Services, Depends(get_services)]
@@ -73,3 +76,33 @@ def enable(session: Signed, services: Svc, name: str, fields: Form) -> Response:
 def disable(session: Signed, services: Svc, name: str, fields: Form) -> Response:
     services.schedules.set_enabled(name, False)
     return RedirectResponse(f"{PREFIX}/schedules/{name}", status_code=303)
+
+
+EVENTS_SHOWN = 200
+
+
+def _event_filters(type: str, subject: str) -> tuple[list[str] | None, str | None]:
+    return ([type.strip()] if type.strip() else None), (subject.strip() or None)
+
+
+@router.get(PREFIX + "/events", response_class=HTMLResponse)
+def events(request: Request, session: Signed, services: Svc, type: Annotated[str, Query(max_length=200)] = "",
+           subject: Annotated[str, Query(max_length=512)] = "") -> Response:
+    """The newest events (newest first) with the type/subject filters; the page polls for newer ones by cursor."""
+    types, subj = _event_filters(type, subject)
+    page = services.events.list(types=types, subject=subj, max_results=EVENTS_SHOWN, newest=True)
+    cursor = page.events[-1].id if page.events else services.events.last_id()
+    return render(request, "events.html", session=session, section="events", events=page.events[::-1],
+                  cursor=cursor, type=type, subject=subject, event_types=EVENT_TYPES, shown=EVENTS_SHOWN)
+
+
+@router.get(PREFIX + "/events/live", response_class=HTMLResponse)
+def events_live(request: Request, session: Signed, services: Svc, after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+                type: Annotated[str, Query(max_length=200)] = "",
+                subject: Annotated[str, Query(max_length=512)] = "") -> Response:
+    """The events after the cursor (newest first) and the next poller, which replace the current poller."""
+    types, subj = _event_filters(type, subject)
+    page = services.events.list(after=after, types=types, subject=subj, max_results=EVENTS_SHOWN)
+    cursor = page.events[-1].id if page.events else after
+    return render(request, "events_live.html", session=session, events=page.events[::-1], cursor=cursor,
+                  type=type, subject=subject)
