@@ -1,20 +1,24 @@
 """The studio's automation pages in a real browser and over plain HTTP: re-run a job from its page; a schedule's
-list, next firings, catch-up rule and enable/disable; no session, no page; CSRF on every post; user text escaped."""
+list, next firings, catch-up rule and enable/disable; the event log filling live; a monitor run's alerts, job and
+sandboxed report; no session, no page; CSRF on every post; user text escaped."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from mlyard.server.studio import automation_pages
+from mlyard.server.studio import automation_pages, monitor_pages
+from tests.integration.test_monitors import MONITOR
 from tests.studio.conftest import sign_in
 from tests.studio.seed import EVIL
-from tests.support.jobs import CURATED, TERMINAL, wait_until
+from tests.support.jobs import CURATED, TERMINAL, JobYard, wait_until, write
 from tests.support.server import ServerProcess
 
 SCHEDULE = "studio-nightly"
@@ -87,9 +91,10 @@ def client(server: ServerProcess) -> Iterator[httpx.Client]:
 def test_without_a_session_the_new_pages_redirect_and_posts_need_csrf(client: httpx.Client,
                                                                       server: ServerProcess,
                                                                       schedule: dict[str, Any]) -> None:
-    routes = [(m, re.sub(r"\{[^}]+\}", SCHEDULE, r.path)) for r in automation_pages.router.routes
+    routes = [(m, re.sub(r"\{[^}]+\}", SCHEDULE, r.path))
+              for r in [*automation_pages.router.routes, *monitor_pages.router.routes]
               if isinstance(r, APIRoute) for m in r.methods - {"HEAD"}]
-    assert len(routes) >= 5
+    assert len(routes) >= 11
     for method, path in routes:
         answer = client.request(method, path)
         assert answer.status_code == 303, (method, path, answer.status_code)
@@ -128,3 +133,37 @@ def test_events_filtered_newest_first_and_new_ones_appended_live(page: Any, serv
                                                       "rows => rows.map(r => r.dataset.event)")] == ids
     page.goto(f"{server.url}/studio/events?type=no.such")
     assert "not an event type" in page.inner_text("main")
+
+
+def test_a_monitor_run_shows_its_alerts_job_and_a_sandboxed_report(page: Any, server: ServerProcess,
+                                                                   tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame({"income": rng.normal(5000, 1200, 300).round(0),
+                              "travel": rng.choice(["rarely", "often"], 300, p=[0.8, 0.2])})
+    drifted = pd.DataFrame({"income": rng.normal(3000, 1200, 200).round(0),
+                            "travel": rng.choice(["rarely", "often"], 200, p=[0.2, 0.8])})
+    reference.to_csv(tmp_path / "reference.csv", index=False)
+    drifted.to_csv(tmp_path / "production.csv", index=False)
+    yard = JobYard(server, tmp_path)
+    yard.cli("data", "create", "--name", "mon-reference", "--version", "1", "--type", "uri_file",
+             "--path", "reference.csv")
+    spec = MONITOR.replace("@NAME@", "studio-monitor").replace("@PRODUCTION@", "./production.csv")
+    write(tmp_path / "monitor.yml", spec.replace("  alert_notification: {emails: [ops@example.com]}\n", ""))
+    assert json.loads(yard.cli("monitor", "run", "-f", "monitor.yml", "-o", "json").stdout)["status"] == "alerted"
+    job = json.loads(yard.cli("monitor", "show", "-n", "studio-monitor", "-o", "json").stdout)["runs"][0]["job"]
+    sign_in(page, server, "/studio/monitors")
+    row = page.inner_text("#monitors-table tr:has(a:text-is('studio-monitor'))")
+    assert "features-drift" in row and "Completed" in row
+    page.click("#monitors-table a:text-is('studio-monitor')")
+    page.click(f"#monitor-runs a[href$='/runs/{job}']")
+    page.wait_for_url(re.compile(rf"/studio/monitors/studio-monitor/runs/{job}$"))
+    assert "features-drift" in page.inner_text("#run-alerts")
+    assert page.get_attribute("#run-job", "href") == f"/studio/jobs/{job}"
+    assert page.get_attribute("#report", "sandbox") == ""
+    frame = page.frame_locator("#report")
+    assert "income" in frame.locator("body").inner_text()
+    report = page.context.request.get(f"{server.url}/studio/monitors/studio-monitor/runs/{job}/report.html")
+    assert report.status == 200 and report.headers["content-security-policy"].startswith("sandbox; default-src 'none'")
