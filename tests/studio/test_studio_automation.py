@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from mlyard.server.studio import automation_pages, monitor_pages
+from mlyard.server.studio import automation_pages, batch_pages, monitor_pages
 from tests.integration.test_monitors import MONITOR
 from tests.studio.conftest import sign_in
 from tests.studio.seed import EVIL
@@ -92,9 +92,9 @@ def test_without_a_session_the_new_pages_redirect_and_posts_need_csrf(client: ht
                                                                       server: ServerProcess,
                                                                       schedule: dict[str, Any]) -> None:
     routes = [(m, re.sub(r"\{[^}]+\}", SCHEDULE, r.path))
-              for r in [*automation_pages.router.routes, *monitor_pages.router.routes]
+              for r in [*automation_pages.router.routes, *monitor_pages.router.routes, *batch_pages.router.routes]
               if isinstance(r, APIRoute) for m in r.methods - {"HEAD"}]
-    assert len(routes) >= 11
+    assert len(routes) >= 13
     for method, path in routes:
         answer = client.request(method, path)
         assert answer.status_code == 303, (method, path, answer.status_code)
@@ -167,3 +167,33 @@ def test_a_monitor_run_shows_its_alerts_job_and_a_sandboxed_report(page: Any, se
     assert "income" in frame.locator("body").inner_text()
     report = page.context.request.get(f"{server.url}/studio/monitors/studio-monitor/runs/{job}/report.html")
     assert report.status == 200 and report.headers["content-security-policy"].startswith("sandbox; default-src 'none'")
+
+
+def signed_client(client: httpx.Client, server: ServerProcess) -> httpx.Client:
+    signin = client.get("/studio/signin")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', signin.text).group(1)  # type: ignore[union-attr]
+    assert client.post("/studio/signin", data={"csrf": csrf, "token": server.token, "next": "/"}).status_code == 303
+    return client
+
+
+def test_batch_endpoints_and_a_batch_jobs_progress_with_failed_files(client: httpx.Client,
+                                                                     server: ServerProcess) -> None:
+    with api(server) as c:
+        made = c.post("/api/v1/batch-endpoints", json={"spec": {"name": "studio-batch", "description": EVIL}})
+        assert made.status_code in (200, 201), made.text
+        job = c.post("/api/v1/jobs", json={"spec": {"command": "echo scored", "environment": CURATED}}).json()["name"]
+        wait_until(lambda: c.get(f"/api/v1/jobs/{job}").json()["status"] in TERMINAL, "the job ends", 120)
+    progress = {"state": "completed", "reason": None, "workers": 2,
+                "mini_batches": {"total": 4, "done": 3, "failed": 1, "retried": 1},
+                "files": {"total": 2, "done": 1, "failed": 1}, "rows": 1234, "rows_per_s": 99.5, "elapsed_s": 1.0,
+                "failed_files": [{"file": "bad.csv", "reason": "<b>unparsable</b>", "attempts": 3}]}
+    (server.workspace / ".mlyard" / "jobs" / job / "batch-progress.json").write_text(json.dumps(progress))
+    signed = signed_client(client, server)
+    listing = signed.get("/studio/batch-endpoints")
+    assert listing.status_code == 200 and "/studio/batch-endpoints/studio-batch" in listing.text
+    page = signed.get("/studio/batch-endpoints/studio-batch")
+    assert page.status_code == 200 and "&lt;script&gt;" in page.text and EVIL not in page.text
+    shown = signed.get(f"/studio/jobs/{job}")
+    assert "3 of 4 done, 1 failed, 1 retried" in shown.text and "1 of 2 done, 1 failed" in shown.text
+    assert "bad.csv" in shown.text and "&lt;b&gt;unparsable&lt;/b&gt;" in shown.text
+    assert signed.get("/studio/batch-endpoints/nope").status_code == 404

@@ -16,9 +16,18 @@ STATIC = Path(__file__).parent / "static"
 
 def install_studio(app: FastAPI) -> None:
     """Add the studio's pages, its JSON calls, its static files, and the API route that issues sign-in codes."""
-    from mlyard.server.studio import asset_pages, automation_pages, job_pages, monitor_pages, signin, tracking_pages
+    from mlyard.server.studio import (
+        asset_pages,
+        automation_pages,
+        batch_pages,
+        job_pages,
+        monitor_pages,
+        signin,
+        tracking_pages,
+    )
 
     app.include_router(signin.api_router)
-    for module in (signin, tracking_pages, asset_pages, job_pages, automation_pages, monitor_pages):
+    for module in (signin, tracking_pages, asset_pages, job_pages, automation_pages, monitor_pages,
+                   batch_pages):
         app.include_router(module.router)
     app.mount("/studio/static", StaticFiles(directory=STATIC), name="studio-static")

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mlyard.server.deps import get_services
 from mlyard.server.services import Services
+from mlyard.server.studio import batch_pages
 from mlyard.server.studio.auth import API_PREFIX, PREFIX, Signed, StudioRoute, checked_form
 from mlyard.server.studio.templating import render
 
@@ -35,7 +36,7 @@ def job(request: Request, session: Signed, services: Svc, name: str) -> Response
     row = services.jobs.get(name)
     parent = services.jobs.get(row.parent) if row.parent else None
     return render(request, "job.html", session=session, section="jobs", job=row, parent=parent,
-                  steps=_steps(services, name, row), terminal=TERMINAL)
+                  steps=_steps(services, name, row), terminal=TERMINAL, progress=batch_pages.progress(services, name))
 
 
 @router.get(PREFIX + "/jobs/{name}/status", response_class=HTMLResponse)
@@ -43,7 +44,7 @@ def job_status(request: Request, session: Signed, services: Svc, name: str) -> R
     """The status and steps fragment the job page polls; polling stops once the job has ended."""
     row = services.jobs.get(name)
     response = render(request, "job_status.html", session=session, job=row, steps=_steps(services, name, row),
-                      terminal=TERMINAL)
+                      terminal=TERMINAL, progress=batch_pages.progress(services, name))
     if row.status in TERMINAL:
         response.status_code = STOP_POLLING
     return response
