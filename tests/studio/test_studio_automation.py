@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from mlyard.server.studio import automation_pages, batch_pages, monitor_pages
+from mlyard.server.studio import automation_pages, batch_pages, monitor_pages, trigger_pages
 from tests.integration.test_monitors import MONITOR
 from tests.studio.conftest import sign_in
 from tests.studio.seed import EVIL
@@ -92,9 +92,10 @@ def test_without_a_session_the_new_pages_redirect_and_posts_need_csrf(client: ht
                                                                       server: ServerProcess,
                                                                       schedule: dict[str, Any]) -> None:
     routes = [(m, re.sub(r"\{[^}]+\}", SCHEDULE, r.path))
-              for r in [*automation_pages.router.routes, *monitor_pages.router.routes, *batch_pages.router.routes]
+              for r in [*automation_pages.router.routes, *monitor_pages.router.routes, *batch_pages.router.routes,
+                        *trigger_pages.router.routes]
               if isinstance(r, APIRoute) for m in r.methods - {"HEAD"}]
-    assert len(routes) >= 13
+    assert len(routes) >= 16
     for method, path in routes:
         answer = client.request(method, path)
         assert answer.status_code == 303, (method, path, answer.status_code)
@@ -197,3 +198,28 @@ def test_batch_endpoints_and_a_batch_jobs_progress_with_failed_files(client: htt
     assert "3 of 4 done, 1 failed, 1 retried" in shown.text and "1 of 2 done, 1 failed" in shown.text
     assert "bad.csv" in shown.text and "&lt;b&gt;unparsable&lt;/b&gt;" in shown.text
     assert signed.get("/studio/batch-endpoints/nope").status_code == 404
+
+
+def test_triggers_and_webhooks_are_listed_and_a_secret_is_never_shown(client: httpx.Client,
+                                                                       server: ServerProcess) -> None:
+    secret = "studio-secret-never-shown-9f2"
+    with api(server) as c:
+        hook = c.post("/api/v1/webhooks", json={"name": "studio-hook", "url": "http://127.0.0.1:9/hook",
+                                                "events": ["model.version_created"], "secret": secret,
+                                                "description": EVIL})
+        assert hook.status_code == 201, hook.text
+        made = c.post("/api/v1/triggers", json={"spec": {
+            "name": "studio-trigger", "description": EVIL,
+            "event": {"type": "model.version_created", "subject": "no-such-model"},
+            "create_job": {"command": "echo triggered", "environment": CURATED}}})
+        assert made.status_code == 201, made.text
+    signed = signed_client(client, server)
+    listing = signed.get("/studio/triggers")
+    assert "/studio/triggers/studio-trigger" in listing.text and "studio-hook" in listing.text
+    page = signed.get("/studio/triggers/studio-trigger")
+    assert page.status_code == 200 and "Not fired yet" in page.text and EVIL not in page.text
+    shown = signed.get(f"/studio/webhooks/{hook.json()['id']}")
+    assert shown.status_code == 200 and "set (never shown)" in shown.text and EVIL not in shown.text
+    for text in (listing.text, page.text, shown.text):
+        assert secret not in text
+    assert signed.get("/studio/triggers/nope").status_code == 404

@@ -24,10 +24,11 @@ def install_studio(app: FastAPI) -> None:
         monitor_pages,
         signin,
         tracking_pages,
+        trigger_pages,
     )
 
     app.include_router(signin.api_router)
     for module in (signin, tracking_pages, asset_pages, job_pages, automation_pages, monitor_pages,
-                   batch_pages):
+                   batch_pages, trigger_pages):
         app.include_router(module.router)
     app.mount("/studio/static", StaticFiles(directory=STATIC), name="studio-static")
