@@ -142,9 +142,10 @@ class FsspecDatastore:
         self.fs, self.root = fsspec.core.url_to_fs(root, **(options or {}))
         self.root = self.root.rstrip("/")
         self.is_local = isinstance(self.fs, LocalFileSystem)
-        # object stores whose writes become visible only when the file is closed (Azure block blobs: blocks
-        # are staged, and the block list committed at close): written in place, abandoned on failure
-        self.commits_on_close = bool({"abfs", "az"} & set(_protocols(self.fs)))
+        # object stores whose writes become visible only when the file is closed (Azure block blobs: blocks are
+        # staged, and the block list committed at close; S3: a multipart upload completed, or one PUT, at close):
+        # written in place, abandoned on failure
+        self.commits_on_close = bool({"abfs", "az", "s3", "s3a"} & set(_protocols(self.fs)))
         self._secrets = secrets
         if self.is_local:
             os.makedirs(self.root, exist_ok=True)
@@ -207,7 +208,11 @@ class FsspecDatastore:
             _abandon(out)
             raise
         with self.guard(f"could not write {rel!r}"):
-            out.close()
+            try:
+                out.close()
+            except BaseException:  # the commit itself failed: S3's multipart upload is aborted, not left behind
+                _abandon(out)
+                raise
 
     @contextmanager
     def guard(self, what: str) -> Iterator[None]:
@@ -278,11 +283,20 @@ class FsspecDatastore:
                                     "written below it; choose another path", details={"path": rel})
 
     def check_reachable(self) -> None:
-        """List the root once: a wrong key, SAS, account or container fails here, naming no secret."""
+        """List the root once: a wrong key, SAS, account, container or bucket fails here, naming no secret."""
+        top = self.root.split("/", 1)[0]
         try:
             with self.guard("could not reach the storage with the credentials given"):
-                self.fs.ls(self.root, detail=False)
+                try:
+                    self.fs.ls(self.root, detail=False)
+                except FileNotFoundError:
+                    if self.is_local or top == self.root:
+                        raise
+                    self.fs.ls(top, detail=False)  # a prefix that holds nothing yet is not missing: its bucket is there
         except FileNotFoundError:
+            if "s3" in _protocols(self.fs):
+                raise NotFoundError(f"datastore {self.name!r}: bucket {top!r} does not exist; create it first "
+                                    f"(aws s3 mb s3://{top})") from None
             if not self.is_local:
                 raise NotFoundError(f"datastore {self.name!r}: container {self.root!r} does not exist in the storage "
                                     "account; create it first (az storage container create)") from None
@@ -364,6 +378,10 @@ def _protocols(fs: Any) -> tuple[str, ...]:
 
 def _abandon(out: Any) -> None:
     """Close a file being written without committing it (fsspec's buffered files commit on their final flush)."""
+    try:
+        out.discard()  # s3fs aborts its multipart upload, so the parts sent are not kept (nor billed)
+    except Exception:  # noqa: BLE001, S110 - the store drops them on its own (a bucket lifecycle rule on S3)
+        pass
     try:
         out.forced = True  # the final flush (the commit) is skipped
         out.close()
