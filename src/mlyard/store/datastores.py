@@ -390,7 +390,7 @@ def _abandon(out: Any) -> None:
 
 
 def _mtime(info: dict[str, Any]) -> float | None:
-    value = info.get("mtime", info.get("last_modified"))  # object stores (adlfs) give a datetime
+    value = info.get("mtime", info.get("last_modified", info.get("LastModified")))  # adlfs, s3fs: a datetime
     if isinstance(value, datetime):
         return value.timestamp()
     return float(value) if isinstance(value, int | float) else None
