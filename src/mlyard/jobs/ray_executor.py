@@ -51,14 +51,17 @@ class StepProcess:
         fd, self.log = tempfile.mkstemp(prefix="mlyard-ray-step-", suffix=".log")
         os.close(fd)
 
-    def start(self, command: str, cwd: str, env: dict[str, str]) -> tuple[int, str]:
+    def start(self, command: str, cwd: str, env: dict[str, str]) -> tuple[int, str, str]:
+        """Start the command; its pid, and the node it runs on (its IP address and Ray node id)."""
         import ray
 
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(  # noqa: S603 - the user's own command, run as the user asked
                 [SHELL, "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
-        return self.proc.pid, str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
+        # the IP alone does not tell nodes apart where several share a machine (or a host network)
+        node_ip = str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
+        return self.proc.pid, node_ip, str(ray.get_runtime_context().get_node_id())
 
     def read(self, offset: int) -> bytes:
         with open(self.log, "rb") as f:
@@ -217,9 +220,9 @@ class RayExecutor:
         launch.log.parent.mkdir(parents=True, exist_ok=True)
         actor = _actor_class().options(**options).remote()
         env = {**dict(launch.env), "MLYARD_COMPUTE": self.name}
-        pid, node = ray.get(actor.start.remote(launch.command, str(launch.cwd), env))
+        pid, node_ip, node_id = ray.get(actor.start.remote(launch.command, str(launch.cwd), env))
         with launch.log.open("ab") as log:
-            log.write(f"[mlyard] compute {self.name}: Ray actor on node {node}, pid {pid}, "
+            log.write(f"[mlyard] compute {self.name}: Ray actor on node {node_ip} (node id {node_id}), pid {pid}, "
                       f"{', '.join(f'{k}={v}' for k, v in options.items() if k.startswith(('num_', 'mem')))}\n"
                       .encode())
         return Handle(pid=pid, proc=None, remote=RayRemote(actor, launch.log))
