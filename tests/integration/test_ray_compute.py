@@ -1,12 +1,16 @@
-"""Steps on a Ray cluster: ``type: ray`` computes with ``address: local`` (a Ray head the server starts on this
-machine and stops with itself). The attrition pipeline runs unchanged on it (its ``azureml:cpu-cluster`` is the
-Ray compute) and on local slots with identical outputs, and is reused across both; the log streams back while a
-step runs; cancel and ``limits.timeout`` kill the process on the node."""
+"""Steps on a Ray cluster: ``type: ray`` computes. Most tests run on a head and two worker nodes on this machine
+(Ray's ``cluster_utils.Cluster``, one per module), named by its address as a team names its existing cluster: the
+attrition pipeline runs unchanged on its worker nodes (its ``azureml:cpu-cluster`` is the Ray compute) and on local
+slots with identical outputs, and is reused across both; a sweep's trials run there, at most
+``max_concurrent_trials`` at once; the log streams back while a step runs; cancel and ``limits.timeout`` kill the
+process on the node; a worker node killed mid-step fails the step. One small job checks ``address: local`` (a Ray
+head the server starts on this machine and stops with itself)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support.jobs import JobYard, alive, wait_gone, wait_until, write
+from tests.support.ray_cluster import RayCluster
 from tests.support.server import ServerProcess, free_port, run_cli
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]' (make install installs dev, "
@@ -24,22 +29,62 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "attrition"
 TRAIN = EXAMPLE / "mlops" / "azureml" / "train"
 NO_TELEMETRY = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+NODE_LINE = re.compile(r"\[mlyard\] compute (\S+): Ray actor on node \S+ \(node id (\w+)\)")
+
+
+def test_a_local_ray_starts_with_the_first_step_placed_on_it(tmp_path: Path) -> None:
+    """``address: local``: the server starts a one-node Ray of its own (and stops it when it stops)."""
+    server = ServerProcess(tmp_path / "workspace", free_port()).init().start()
+    try:
+        spec = write(tmp_path / "here.yml", "name: here\ntype: ray\naddress: local\nmax_instances: 1\n")
+        shown = json.loads(run_cli("compute", "create", "-f", str(spec), "-o", "json", env=server.env()).stdout)
+        assert shown["executor"] == "ray"
+        yard = JobYard(server, tmp_path)
+        done = yard.completed(write(tmp_path / "hello.yml", """\
+            command: echo hello from $MLYARD_COMPUTE
+            environment: @ENV@
+            compute: azureml:here
+            """))
+        log = yard.log(done["name"])
+        assert NODE_LINE.search(log) and "hello from here" in log, log
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
-def ray_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server with two Ray computes on one local Ray: cpu-cluster (the attrition YAML's) and ray-small."""
+def cluster() -> Iterator[RayCluster]:
+    """A head with no CPU (it runs nothing) and two 1-CPU worker nodes, as separate raylets on loopback."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAY_AUTH_MODE", "disabled")  # a loopback test cluster: no token, for it and the server
+        ray_cluster = RayCluster(workers=2)
+        try:
+            yield ray_cluster.start()
+        finally:
+            ray_cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_server(cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with two Ray computes on the cluster's address: cpu-cluster (the attrition YAML's) and ray-small."""
     ws = tmp_path_factory.mktemp("rayws") / "workspace"
     server = ServerProcess(ws, free_port()).init().start()
     folder = tmp_path_factory.mktemp("computes")
-    for name, limit in (("cpu-cluster", 2), ("ray-small", 2)):
-        spec = write(folder / f"{name}.yml", f"name: {name}\ntype: ray\naddress: local\nmax_instances: {limit}\n")
-        shown = json.loads(run_cli("compute", "create", "-f", str(spec), "-o", "json", env=server.env()).stdout)
-        assert shown["executor"] == "ray"
     try:
+        for name, limit in (("cpu-cluster", 2), ("ray-small", 4)):
+            spec = write(folder / f"{name}.yml",
+                         f"name: {name}\ntype: ray\naddress: {cluster.address}\nmax_instances: {limit}\n")
+            shown = json.loads(run_cli("compute", "create", "-f", str(spec), "-o", "json", env=server.env()).stdout)
+            assert shown["executor"] == "ray"
         yield server
     finally:
         server.stop()
+
+
+def _node_of(log: str, compute: str) -> str:
+    """The Ray node id a step's log says it ran on."""
+    found = NODE_LINE.search(log)
+    assert found and found.group(1) == compute, log[-2000:]
+    return found.group(2)
 
 
 def _pipeline(server: ServerProcess, name: str, cwd: Path, *extra: str) -> dict[str, Any]:
@@ -56,8 +101,8 @@ def _outputs(job: dict[str, Any]) -> dict[str, Any]:
             for s in job["steps"] if s["step"] != "register_model"}
 
 
-def test_the_attrition_pipeline_runs_on_ray_and_on_local_slots_alike(ray_server: ServerProcess,
-                                                                      tmp_path: Path) -> None:
+def test_the_attrition_pipeline_runs_on_the_clusters_workers_and_on_local_slots_alike(
+        cluster: RayCluster, ray_server: ServerProcess, tmp_path: Path) -> None:
     pytest.importorskip("sklearn", reason="the attrition example needs scikit-learn (pip install -e '.[dev]')")
     env = ray_server.env()
     run_cli("data", "create", "-f", str(TRAIN / "data.yml"), env=env)
@@ -65,9 +110,10 @@ def test_the_attrition_pipeline_runs_on_ray_and_on_local_slots_alike(ray_server:
 
     on_ray = _pipeline(ray_server, "attrition-ray", tmp_path)
     assert on_ray["status"] == "Completed"
+    workers = cluster.worker_ids
     for step in on_ray["steps"]:
         log = (ray_server.workspace / ".mlyard" / "jobs" / step["name"] / "user_logs" / "std_log.txt").read_text()
-        assert "[mlyard] compute cpu-cluster: Ray actor on node" in log, log[-2000:]
+        assert _node_of(log, "cpu-cluster") in workers, (workers, log[-2000:])  # never the head: it has no CPU
 
     run_cli("compute", "delete", "-n", "cpu-cluster", env=env)  # now the same YAML runs on local slots
     local = _pipeline(ray_server, "attrition-local", tmp_path, "--set", "settings.force_rerun=true")
@@ -81,10 +127,11 @@ def test_the_attrition_pipeline_runs_on_ray_and_on_local_slots_alike(ray_server:
     assert {k: v for k, v in local_out[model[1]][model[0]].items() if k != "tree"} == \
         {k: v for k, v in ray_out[model[1]][model[0]].items() if k != "tree"}
 
+    # on local slots again, without force_rerun: every step is reused from the run on the cluster (a forced run
+    # is never a source of reuse), since a step's cache key does not name its compute
     again = _pipeline(ray_server, "attrition-again", tmp_path)
-    earlier = {s["name"] for s in [*on_ray["steps"], *local["steps"]]}
     reused = [s["reused_from"] for s in again["steps"] if s["step"] != "register_model"]
-    assert len(reused) == 3 and set(reused) <= earlier  # a step run on Ray is reused on local slots, and back
+    assert len(reused) == 3 and set(reused) <= {s["name"] for s in on_ray["steps"]}, again["steps"]
 
 
 def test_logs_stream_and_cancel_and_timeout_kill_the_process_on_the_node(ray_server: ServerProcess,
@@ -140,29 +187,89 @@ def test_logs_stream_and_cancel_and_timeout_kill_the_process_on_the_node(ray_ser
         assert refused["status"] == "Failed" and says in refused["error"], refused
 
 
-def test_a_worker_node_killed_mid_step_fails_the_step_by_the_job_rules(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A head and two worker nodes on this machine; the node running a step is killed."""
-    from tests.support.ray_cluster import RayCluster
+SWEEP = """\
+type: sweep
+trial:
+  code: src
+  command: python meet.py ${{search_space.n}} @ROOM@
+  environment: @ENV@
+  resources: {properties: {num_cpus: 0.25}}
+compute: azureml:ray-small
+sampling_algorithm: grid
+search_space:
+  n: {type: choice, values: [1, 2, 3, 4, 5]}
+objective: {goal: maximize, primary_metric: n}
+limits: {max_total_trials: 5, max_concurrent_trials: 2}
+"""
+# each trial enters the room, waits until a second trial has entered too (so the first two run side by side;
+# later ones find the room full), stays a moment, and logs n
+MEET = """\
+import sys
+import time
+from pathlib import Path
 
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a loopback test cluster: no token, for it and the server
-    cluster = RayCluster(workers=2).start()
-    server = ServerProcess(tmp_path / "workspace", free_port()).init().start()
+import mlflow
+
+n, room = int(sys.argv[1]), Path(sys.argv[2])
+(room / str(n)).write_text("here")
+deadline = time.monotonic() + 120
+while len(list(room.iterdir())) < 2:
+    if time.monotonic() > deadline:
+        sys.exit("no other trial ran beside this one")
+    time.sleep(0.05)
+time.sleep(0.5)
+mlflow.log_metric("n", n)
+"""
+
+
+def _max_overlap(trials: list[dict[str, Any]]) -> int:
+    """The most trials running at one instant, from their recorded start and end times."""
+    edges = sorted([(t["started_at"], 1) for t in trials] + [(t["ended_at"], -1) for t in trials])
+    running = peak = 0
+    for _, delta in edges:  # an end sorts before a start at the same millisecond
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+def test_a_sweeps_trials_run_on_the_clusters_workers_within_max_concurrent_trials(
+        cluster: RayCluster, ray_server: ServerProcess, tmp_path: Path) -> None:
+    """The compute takes 4 steps at once and the cluster fits 8 trials of 0.25 CPU: only the sweep's limit of 2
+    keeps them to 2."""
+    yard = JobYard(ray_server, tmp_path)
+    room = tmp_path / "room"
+    room.mkdir()
+    write(tmp_path / "src" / "meet.py", MEET)
+    job = yard.completed(write(tmp_path / "sweep.yml", SWEEP, ROOM=room))
+    trials = yard.client.jobs.get(job["name"])["trials"]
+    assert sorted(t["params"]["n"] for t in trials) == [1, 2, 3, 4, 5]
+    assert all(t["status"] == "Completed" for t in trials), trials
+    assert [t["params"]["n"] for t in trials if t["best"]] == [5]
+    workers = cluster.worker_ids
+    for t in trials:
+        log = yard.step_log(t["name"])
+        assert _node_of(log, "ray-small") in workers and "num_cpus=0.25" in log, log[-2000:]
+    assert _max_overlap(trials) <= 2, trials
+    assert sorted(p.name for p in room.iterdir()) == ["1", "2", "3", "4", "5"]
+
+
+def test_a_worker_node_killed_mid_step_fails_the_step_by_the_job_rules(
+        cluster: RayCluster, ray_server: ServerProcess, tmp_path: Path) -> None:
+    """The worker node running a step gets SIGKILL; another node takes it back after."""
+    yard = JobYard(ray_server, tmp_path)
+    pidfile = tmp_path / "pid"
+    job = yard.submit(write(tmp_path / "long.yml", """\
+        command: echo $$ > @PIDFILE@; sleep 120
+        environment: @ENV@
+        compute: azureml:ray-small
+        """, PIDFILE=pidfile))
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip() != "", "the step to start", timeout=60)
+    pid = int(pidfile.read_text())
+    node = cluster.node_of(pid)
+    assert node is not None, "the step should run on a worker node (the head has no CPU)"
+    killed = str(node.node_id)
+    cluster.kill(node)
     try:
-        spec = write(tmp_path / "multi.yml", f"name: multi\ntype: ray\naddress: {cluster.address}\nmax_instances: 2\n")
-        run_cli("compute", "create", "-f", str(spec), env=server.env())
-        yard = JobYard(server, tmp_path)
-        pidfile = tmp_path / "pid"
-        job = yard.submit(write(tmp_path / "long.yml", """\
-            command: echo $$ > @PIDFILE@; sleep 120
-            environment: @ENV@
-            compute: azureml:multi
-            """, PIDFILE=pidfile))
-        wait_until(lambda: pidfile.exists() and pidfile.read_text().strip() != "", "the step to start", timeout=60)
-        pid = int(pidfile.read_text())
-        node = cluster.node_of(pid)
-        assert node is not None, "the step should run on a worker node (the head has no CPU)"
-        cluster.kill(node)
         done = yard.wait(job["name"], timeout=90)
         assert done["status"] == "Failed" and "the Ray node or actor running the step was lost" in done["error"], done
         assert "run the job again" in done["error"] and not done.get("outputs")
@@ -172,9 +279,9 @@ def test_a_worker_node_killed_mid_step_fails_the_step_by_the_job_rules(
         again = yard.completed(write(tmp_path / "short.yml", """\
             command: echo placed on the surviving node
             environment: @ENV@
-            compute: azureml:multi
+            compute: azureml:ray-small
             """))
-        assert "placed on the surviving node" in yard.log(again["name"])
+        log = yard.log(again["name"])
+        assert "placed on the surviving node" in log and _node_of(log, "ray-small") != killed, log
     finally:
-        server.stop()
-        cluster.stop()
+        cluster.add_worker()  # the module's cluster is whole again for whatever runs after

@@ -25,9 +25,21 @@ class RayCluster:
         from ray.cluster_utils import Cluster
 
         self.cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-        self.nodes = [self.cluster.add_node(num_cpus=1) for _ in range(self.workers)]
-        self.cluster.wait_for_nodes()
+        for _ in range(self.workers):
+            self.add_worker()
         return self
+
+    @property
+    def worker_ids(self) -> set[str]:
+        """The Ray node ids of the live worker nodes (a step's log names the one it ran on)."""
+        return {str(n.node_id) for n in self.nodes}
+
+    def add_worker(self) -> Any:
+        """One more 1-CPU worker node, returned once it is up."""
+        node = self.cluster.add_node(wait=False, num_cpus=1)
+        self.nodes.append(node)
+        self.cluster.wait_for_nodes(timeout=120)  # generous: a loaded CI machine starts raylets slowly
+        return node
 
     def node_of(self, pid: int) -> Any | None:
         """The worker node whose raylet is ``pid`` or one of its ancestors."""
@@ -45,6 +57,7 @@ class RayCluster:
     def kill(self, node: Any) -> None:
         """The node's processes get SIGKILL, as when its machine dies."""
         self.cluster.remove_node(node, allow_graceful=False)
+        self.nodes.remove(node)
 
     def stop(self) -> None:
         if self.cluster is not None:
