@@ -13,6 +13,8 @@ from mlyard.store.migrate import upgrade
 from tests.support.azurite import MISSING as AZURITE_MISSING
 from tests.support.azurite import Azurite, azurite_installed
 from tests.support.postgres import PostgresServer, find_postgres_bin
+from tests.support.s3 import MISSING as S3_MISSING
+from tests.support.s3 import S3Server, s3_installed
 
 PG_MISSING = ("PostgreSQL 15 is not installed: run 'make postgres' (scripts/install-postgres.sh); "
               "PostgreSQL store tests skipped")
@@ -23,6 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: end-to-end tests that take more than a few seconds; run in CI")
     config.addinivalue_line("markers", "postgres: tests that run against the session's real PostgreSQL server")
     config.addinivalue_line("markers", "azurite: tests against a real Azurite (Azure Storage emulator; make azurite)")
+    config.addinivalue_line("markers", "s3: tests against a real S3 server (moto's server mode on loopback)")
     config.addinivalue_line("markers", "ray: tests that start a local Ray cluster (the ray extra)")
 
 
@@ -75,6 +78,18 @@ def azurite() -> Iterator[Azurite]:
         pytest.skip(AZURITE_MISSING)
     pytest.importorskip("adlfs", reason="adlfs is not installed: pip install -e '.[dev]'")
     server = Azurite().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One S3 server (moto, IAM authentication on, a made-up key) for the session; skipped when not installed."""
+    if not s3_installed():
+        pytest.skip(S3_MISSING)
+    server = S3Server().start()
     try:
         yield server
     finally:

@@ -45,7 +45,8 @@ def upload(ctx: click.Context, src: str, path: str, name: str | None, overwrite:
 @datastore.command("create")
 @click.option("-f", "--file", "file", required=True, type=click.Path(dir_okay=False),
               help="Datastore YAML (Azure's azureBlob / azureDataLakeGen2 schemas, with credentials.account_key or "
-                   "credentials.sas_token).")
+                   "credentials.sas_token; or mlyard's type: s3 with bucket, optional prefix, endpoint_url and region, "
+                   "and credentials.access_key_id and credentials.secret_access_key).")
 @click.option("-n", "--name", help="Name (wins over the file).")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a field (repeatable).")
 @click.option("--set-default", is_flag=True,

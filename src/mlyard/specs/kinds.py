@@ -119,7 +119,7 @@ _TYPES: dict[str, tuple[frozenset[str], str]] = {
     **{t: (frozenset({"data"}), "data asset") for t in ("uri_file", "uri_folder", "mltable")},
     **{t: (frozenset({"model"}), "model") for t in ("custom_model", "mlflow_model", "triton_model")},
     **{t: (frozenset({"datastore"}), "datastore")
-       for t in ("azure_blob", "azure_file", "azure_data_lake_gen1", "azure_data_lake_gen2")},
+       for t in ("azure_blob", "azure_file", "azure_data_lake_gen1", "azure_data_lake_gen2", "s3")},
     **{t: (frozenset({"compute"}), "compute") for t in ("amlcompute", "computeinstance", "virtualmachine")},
     "sweep": (frozenset({"job"}), "sweep job"),
     "command": (frozenset({"job", "component"}), "command job or component"),

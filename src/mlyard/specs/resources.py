@@ -48,8 +48,11 @@ class Compute(Documented):
 
 
 class Datastore(Documented):
+    """Azure's datastore YAML, plus mlyard's ``type: s3`` (``bucket``, ``prefix``, ``endpoint_url``, ``region``,
+    ``credentials: {access_key_id, secret_access_key, session_token}``): Azure ML has no S3 datastore."""
+
     name: Annotated[Text, Field(pattern=r"^[A-Za-z0-9_]{1,255}$")]
-    type: Annotated[Literal["azure_blob", "azure_file", "azure_data_lake_gen1", "azure_data_lake_gen2", "local"],
+    type: Annotated[Literal["azure_blob", "azure_file", "azure_data_lake_gen1", "azure_data_lake_gen2", "local", "s3"],
                     BeforeValidator(_lower)]
     account_name: Text | None = None
     container_name: Text | None = None
@@ -60,13 +63,17 @@ class Datastore(Documented):
     protocol: Text | None = None
     credentials: dict[str, Any] | None = None
     path: Text | None = None  # type: local
+    bucket: Text | None = None  # type: s3, and the rest below
+    prefix: Text | None = None
+    endpoint_url: Text | None = None
+    region: Text | None = None
 
     @model_validator(mode="after")
     def _where(self) -> Datastore:
         needs = {"azure_blob": ("account_name", "container_name"), "azure_file": ("account_name", "file_share_name"),
                  "azure_data_lake_gen2": ("account_name", "filesystem"), "azure_data_lake_gen1": ("store_name",),
-                 "local": ("path",)}[self.type]
+                 "local": ("path",), "s3": ("bucket",)}[self.type]
         for key in needs:
             if not getattr(self, key):
-                raise spec_error(f"a {self.type} datastore needs '{key}'", key)
+                raise spec_error(f"a datastore of type {self.type} needs '{key}'", key)
         return self

@@ -75,8 +75,9 @@ class DatastoreRegistry:
         try:
             store.check_reachable()
         except StorageError as exc:  # the user's account, endpoint or credentials: a bad request, not a fault here
-            raise InvalidRequestError(f"{exc.message}; check account_name, endpoint, protocol and credentials",
-                                      details={"datastore": name}) from None
+            fields = ("bucket, endpoint_url, region and credentials" if spec["type"] == "s3"
+                      else "account_name, endpoint, protocol and credentials")
+            raise InvalidRequestError(f"{exc.message}; check {fields}", details={"datastore": name}) from None
         if make_default:
             current = self.default_name()
             if self.get(current).list_dir("mlflow"):

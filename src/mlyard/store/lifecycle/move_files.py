@@ -47,7 +47,7 @@ def move_default_datastore(ws: OpenWorkspace, target: str, progress: Progress = 
         if target_row is None:
             known = ", ".join(s.scalars(select(DatastoreRow.name))) or "none"
             raise NotFoundError(f"no datastore named {target!r} (known: {known}): create it first with 'mlyard "
-                                "datastore create -f' (an azure_blob or azure_data_lake_gen2 YAML with its "
+                                "datastore create -f' (an azure_blob, azure_data_lake_gen2 or s3 YAML with its "
                                 "credentials)", details={"datastore": target})
         if target_row.type not in OBJECT_TYPES:
             raise InvalidRequestError(f"datastore {target!r} is of type {target_row.type}: --datastore names an "
