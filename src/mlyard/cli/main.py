@@ -74,7 +74,8 @@ def cli(ctx: click.Context, url: str | None, token: str | None, workspace: str |
     """mlyard runs Azure ML CLI v2 YAML and MLflow scripts anywhere.
 
     Start with 'mlyard workspace init', then 'mlyard server start', then
-    'mlyard data create -f data.yml'.
+    'mlyard data create -f data.yml'. Uploads and downloads move 8 files at
+    once (env MLYARD_TRANSFERS, 1 to 64).
     """
     ctx.obj = {"url": url, "token": token, "workspace": workspace}
 

@@ -11,6 +11,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from mlyard.client.assets import AssetOperations
 from mlyard.client.batch_endpoints import BatchDeploymentOperations, BatchEndpointOperations
 from mlyard.client.datastores import DatastoreOperations
@@ -20,6 +22,7 @@ from mlyard.client.http import Transport
 from mlyard.client.jobs import JobOperations
 from mlyard.client.monitors import MonitorOperations
 from mlyard.client.schedules import ScheduleOperations
+from mlyard.client.transfers import DEFAULT_TRANSFERS
 from mlyard.client.triggers import TriggerOperations
 from mlyard.client.webhooks import WebhookOperations
 from mlyard.core.errors import InvalidRequestError
@@ -29,8 +32,8 @@ from mlyard.core.settings import ClientSettings, client_file, find_workspace, re
 class MlyardClient:
     """A connection to one mlyard server."""
 
-    def __init__(self, url: str, token: str | None = None) -> None:
-        self.transport = Transport(url, token)
+    def __init__(self, url: str, token: str | None = None, *, transfers: int = DEFAULT_TRANSFERS) -> None:
+        self.transport = Transport(url, token, transfers=transfers)
         self.url = self.transport.url
         default_datastore = cache(lambda: str(self.workspace()["default_datastore"]))
         self.data = AssetOperations(self.transport, "data", default_datastore)
@@ -52,7 +55,12 @@ class MlyardClient:
     @classmethod
     def from_env(cls, url: str | None = None, token: str | None = None, workspace: Path | None = None) -> MlyardClient:
         """Find the server: arguments, then ``MLYARD_URL``/``MLYARD_TOKEN``, then the workspace's client file."""
-        env = ClientSettings()
+        try:
+            env = ClientSettings()
+        except ValidationError as exc:
+            bad = exc.errors()[0]
+            raise InvalidRequestError(f"MLYARD_{str(bad['loc'][0]).upper()}={bad.get('input')!r}: {bad['msg']}; "
+                                      "fix or unset it") from None
         url, token = url or env.url, token or env.token
         if not (url and token):
             ws = workspace or env.workspace or find_workspace()
@@ -64,7 +72,7 @@ class MlyardClient:
                 "no mlyard server configured: set MLYARD_URL and MLYARD_TOKEN, run inside a workspace "
                 "folder, or create one with 'mlyard workspace init'"
             )
-        return cls(url, token)
+        return cls(url, token, transfers=env.transfers)
 
     def operations(self, kind: str) -> AssetOperations:
         return {"data": self.data, "environment": self.environments, "model": self.models,

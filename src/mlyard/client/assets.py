@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mlyard.client.http import Transport
-from mlyard.client.uploads import Progress, fetch_file, plan_upload, upload_plan
+from mlyard.client.uploads import Progress, fetch_files, plan_upload, upload_plan
 from mlyard.core.errors import NotFoundError
 from mlyard.specs import LoadedSpec
 from mlyard.specs.content import local_content_paths, spec_fields
@@ -112,7 +112,6 @@ class AssetOperations:
                    f"--path {path.strip('/')}'" if uri else ""),
                 details={"kind": self.kind, "name": asset["name"], "version": asset["version"],
                          "path": asset.get("path")})
-        for f in files:
-            fetch_file(self._t, datastore, f"{root}/{f['path']}" if root else f["path"], target / f["path"],
-                       sha256=f["sha256"], progress=progress)
+        fetch_files(self._t, datastore, [(f"{root}/{f['path']}" if root else f["path"], target / f["path"],
+                                          f["sha256"]) for f in files], progress)
         return target

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from mlyard.client.transfers import DEFAULT_TRANSFERS
 from mlyard.core.errors import InvalidRequestError, MlyardError, ServerUnavailableError, error_from_dict
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
@@ -25,16 +26,21 @@ def raise_for_error(response: httpx.Response) -> None:
 
 
 class Transport:
-    """Sends requests to one server with one token."""
+    """Sends requests to one server with one token; ``transfers`` files move at once in uploads and downloads."""
 
-    def __init__(self, url: str, token: str | None, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, url: str, token: str | None, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+                 transfers: int = DEFAULT_TRANSFERS) -> None:
         if not url.startswith(("http://", "https://")):
             raise InvalidRequestError(f"server URL {url!r} must start with http:// or https://")
+        if not 1 <= transfers <= 64:
+            raise InvalidRequestError(f"transfers must be between 1 and 64 (MLYARD_TRANSFERS), not {transfers}")
+        self.transfers = transfers
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def request(self, method: str, path: str, *, check: bool = True, **kwargs: Any) -> httpx.Response:
+        """Send one request; an error answer raises its typed error (with ``check``; a HEAD's 404 never does)."""
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -42,7 +48,7 @@ class Transport:
                 f"cannot reach the mlyard server at {self.url} ({exc.__class__.__name__}: {exc}); "
                 "start it with 'mlyard server start' or check MLYARD_URL"
             ) from exc
-        if method != "HEAD" or response.status_code != 404:
+        if check and (method != "HEAD" or response.status_code != 404):
             raise_for_error(response)
         return response
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mlyard.client.http import Transport
-from mlyard.client.uploads import Progress, fetch_file, plan_upload, upload_plan
+from mlyard.client.uploads import Progress, fetch_files, plan_upload, upload_plan
 from mlyard.core.errors import InvalidRequestError
 from mlyard.specs.references import classify_path, parse_datastore_uri
 
@@ -95,12 +95,12 @@ class JobOperations:
 
     def _fetch_tree(self, datastore: str, prefix: str, target: Path, *, is_file: bool) -> builtins.list[Path]:
         files = self._t.json("GET", f"/api/v1/datastores/{datastore}/files", params={"prefix": prefix})
-        written = []
+        wanted: builtins.list[tuple[str, Path, str | None]] = []
         for f in files:
             rel = posixpath.basename(f["path"]) if is_file or f["path"] == prefix else \
                 posixpath.relpath(f["path"], prefix)
-            written.append(fetch_file(self._t, datastore, f["path"], target / rel))
-        return written
+            wanted.append((f["path"], target / rel, None))
+        return fetch_files(self._t, datastore, wanted)
 
 
 class _Uploader:

@@ -2,24 +2,26 @@
 
 A local path ``.../<basename>`` lands at ``LocalUpload/<tree hash>/<basename>`` in the datastore,
 the layout Azure ML uses, so equal content always maps to the same place and the basename is
-kept (``AZUREML_MODEL_DIR/<basename>/...``). Files the server already holds are skipped.
+kept (``AZUREML_MODEL_DIR/<basename>/...``). Files the server already holds are skipped. Several files
+move at once (``Transport.transfers``, ``MLYARD_TRANSFERS``; ``client/transfers.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from mlyard.client.http import Transport, raise_for_error
+from mlyard.client.transfers import Progress as Progress  # re-exported: callers name it from here
+from mlyard.client.transfers import serialised, transfer_each
 from mlyard.core.errors import InvalidRequestError, StorageError
 from mlyard.core.hashing import CHUNK, sha256_file, tree_hash
 
 SHA_HEADER = "X-Mlyard-Sha256"
-Progress = Callable[[str, int], None]  # (file path, bytes just sent)
 
 
 @dataclass(frozen=True)
@@ -92,20 +94,39 @@ def put_files(transport: Transport, datastore: str, files: list[tuple[LocalFile,
               progress: Progress | None = None, *, overwrite: bool = False) -> None:
     """Upload each local file to its datastore path, verified by its sha256; files already there are skipped.
 
-    Other content at a path is a ``ConflictError`` unless ``overwrite``.
+    ``transport.transfers`` files go at once. Other content at a path is a ``ConflictError`` unless
+    ``overwrite``. A file that fails fails the whole call, naming the file, once the files being sent
+    have ended; the files that arrived whole stay (a rerun skips them), nothing else is recorded.
     """
-    for f, dest in files:
+    report = serialised(progress)
+
+    def put(item: tuple[LocalFile, str]) -> None:
+        f, dest = item
         url = f"/api/v1/datastores/{quote(datastore, safe='')}/paths/{quote(dest)}"
-        head = transport.request("HEAD", url)
+        head = transport.request("HEAD", url, check=False)  # a refused path is explained by the PUT's answer
         if head.status_code == 200 and head.headers.get(SHA_HEADER) == f.sha256:
-            if progress:
-                progress(str(f.source), f.size)
-            continue
+            if report:
+                report(str(f.source), f.size)
+            return
         transport.request(
-            "PUT", url, content=_stream(f.source, progress), params={"overwrite": "true"} if overwrite else None,
+            "PUT", url, content=_stream(f.source, report), params={"overwrite": "true"} if overwrite else None,
             headers={SHA_HEADER: f.sha256, "Content-Type": "application/octet-stream",
                      "Content-Length": str(f.size)},
         )
+
+    transfer_each(files, put, transfers=transport.transfers, label=lambda item: str(item[0].source))
+
+
+def fetch_files(transport: Transport, datastore: str, files: list[tuple[str, Path, str | None]],
+                progress: Progress | None = None) -> list[Path]:
+    """Download each ``(datastore path, local destination, sha256 or None)``, ``transport.transfers`` at once.
+
+    Returns the destinations in the order given. A file that fails fails the call, naming it, once the
+    others being fetched have ended; each file that arrived whole is in place, no file is half-written.
+    """
+    report = serialised(progress)
+    return transfer_each(files, lambda f: fetch_file(transport, datastore, f[0], f[1], sha256=f[2], progress=report),
+                         transfers=transport.transfers, label=lambda f: f[0])
 
 
 def fetch_file(transport: Transport, datastore: str, path: str, dest: Path, *, sha256: str | None = None,
@@ -117,16 +138,20 @@ def fetch_file(transport: Transport, datastore: str, path: str, dest: Path, *, s
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.part")
     digest = hashlib.sha256()
-    with transport.http.stream("GET", f"/api/v1/datastores/{datastore}/paths/{path}") as response:
-        if not response.is_success:
-            response.read()
-            raise_for_error(response)
-        with tmp.open("wb") as out:
-            for chunk in response.iter_bytes(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-                if progress:
-                    progress(str(dest), len(chunk))
+    try:
+        with transport.http.stream("GET", f"/api/v1/datastores/{datastore}/paths/{path}") as response:
+            if not response.is_success:
+                response.read()
+                raise_for_error(response)
+            with tmp.open("wb") as out:
+                for chunk in response.iter_bytes(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    if progress:
+                        progress(str(dest), len(chunk))
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a cut download leaves nothing behind
+        raise
     if sha256 is not None and digest.hexdigest() != sha256:
         tmp.unlink(missing_ok=True)
         raise StorageError(f"{path} arrived with sha256 {digest.hexdigest()}, expected {sha256}; try again")

@@ -33,6 +33,7 @@ Environment variables:
     MLYARD_URL            (client) base URL of the server
     MLYARD_TOKEN          (client) API token sent as ``Authorization: Bearer``
     MLYARD_DEBUG          (client) show tracebacks for unexpected errors
+    MLYARD_TRANSFERS      (client) files uploaded or downloaded at once (default 8, at most 64)
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ class ClientSettings(BaseSettings):
     token: str | None = Field(default=None, description="API token.")
     workspace: Path | None = Field(default=None, description="Workspace folder holding client.yaml.")
     debug: bool = Field(default=False, description="Show tracebacks of unexpected errors.")
+    transfers: int = Field(default=8, ge=1, le=64, description="Files uploaded or downloaded at once.")
 
 
 def find_workspace(start: Path | None = None) -> Path | None:
