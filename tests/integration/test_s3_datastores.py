@@ -1,7 +1,7 @@
 """A workspace whose default datastore is an S3 bucket on a real S3 server (moto's server mode on loopback, IAM
 authentication on): the datastore YAML with its access key, a data asset, a command job reading it and writing
-an output and an MLflow artifact, the artifact read back with the real mlflow client, every byte in the bucket,
-and the secret nowhere in what the CLI prints nor in the server's log."""
+an output and an MLflow artifact, the artifact read back with the real mlflow client, a model's files uploaded and
+downloaded, every byte in the bucket, and the secret nowhere in what the CLI prints nor in the server's log."""
 
 from __future__ import annotations
 
@@ -125,5 +125,12 @@ def test_data_a_job_and_its_mlflow_artifacts_live_in_the_bucket(
     assert any(k.endswith("/client/notes.txt") for k in s3_server.keys(bucket))
     run_cli("data", "download", "-n", "rows", "-v", "1", "--download-path", str(tmp_path / "down"), env=server.env())
     assert [p.read_text() for p in (tmp_path / "down").rglob("rows.csv")] == ["a,b\n1,2\n3,4\n5,6\n"]
+    write(tmp_path / "model" / "weights.txt", "w=1")
+    run_cli("model", "create", "--name", "counter", "--type", "custom_model", "--path", str(tmp_path / "model"),
+            env=server.env())
+    assert any(k.startswith("LocalUpload/") and k.endswith("/weights.txt") for k in s3_server.keys(bucket))
+    run_cli("model", "download", "-n", "counter", "-v", "1", "--download-path", str(tmp_path / "model-down"),
+            env=server.env())
+    assert [p.read_text() for p in (tmp_path / "model-down").rglob("weights.txt")] == ["w=1"]
     log = server.log_path.read_text()
     assert s3_server.secret_access_key not in log and s3_server.access_key_id not in log
