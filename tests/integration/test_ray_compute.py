@@ -253,6 +253,77 @@ def test_a_sweeps_trials_run_on_the_clusters_workers_within_max_concurrent_trial
     assert sorted(p.name for p in room.iterdir()) == ["1", "2", "3", "4", "5"]
 
 
+# each mini-batch's row: the file's name and the pids above the worker that scored it (a Ray node's raylet among them)
+BATCH_DRIVER = """\
+import os
+from pathlib import Path
+
+
+def init():
+    pass
+
+
+def run(mini_batch):
+    chain, pid = [], os.getpid()
+    while pid > 1:
+        chain.append(str(pid))
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    print("scoring", *(os.path.basename(f) for f in mini_batch), flush=True)  # into the job's log, from the node
+    return [os.path.basename(f) + " " + " ".join(chain) for f in mini_batch]
+"""
+
+
+def test_a_batch_deployments_mini_batches_run_on_workers_over_instance_count_nodes(
+        cluster: RayCluster, ray_server: ServerProcess, tmp_path: Path) -> None:
+    """A batch deployment on a Ray compute with instance_count 2: its workers are Ray actors on both worker nodes."""
+    env = ray_server.env()
+    write(tmp_path / "model" / "weights.txt", "none")
+    write(tmp_path / "model.yml", "name: raybatch\nversion: 1\ntype: custom_model\npath: ./model\n")
+    write(tmp_path / "code" / "driver.py", BATCH_DRIVER)
+    for i in range(6):
+        write(tmp_path / "data" / f"part-{i}.csv", f"a\n{i}\n")
+    write(tmp_path / "endpoint.yml", "name: ray-batch\nauth_mode: aad_token\n")
+    write(tmp_path / "deployment.yml", """\
+        name: spread
+        endpoint_name: ray-batch
+        model: azureml:raybatch:1
+        code_configuration: {code: ./code, scoring_script: driver.py}
+        environment: {image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04}
+        compute: azureml:ray-small
+        resources: {instance_count: 2}
+        max_concurrency_per_instance: 1
+        mini_batch_size: 1
+        output_action: append_row
+        output_file_name: rows.txt
+        error_threshold: 0
+        """)
+    for args in (("model", "create", "-f", "model.yml"), ("batch-endpoint", "create", "-f", "endpoint.yml"),
+                 ("batch-deployment", "create", "-f", "deployment.yml")):
+        run_cli(*args, cwd=tmp_path, env=env)
+    shown = run_cli("batch-endpoint", "invoke", "-n", "ray-batch", "--input", str(tmp_path / "data"), "--stream",
+                    "-o", "json", cwd=tmp_path, env=env, check=False, timeout=300)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    job = json.loads(shown.stdout)
+    yard = JobYard(ray_server, tmp_path)
+    log = yard.log(job["name"])
+    assert job["status"] == "Completed", log
+    workers = cluster.worker_ids
+    placed = set(re.findall(r"batch worker \d+ on Ray node (\w+)", log))
+    assert placed == workers, log  # two workers, one on each worker node (the head has no CPU)
+    assert all(f"scoring part-{i}.csv" in log for i in range(6)), log  # the workers' output streams back
+    run_cli("job", "download", "-n", job["name"], "--output-name", "score", "--download-path", str(tmp_path / "out"),
+            env=env)
+    rows = (tmp_path / "out" / "named-outputs" / "score" / "rows.txt").read_text().splitlines()
+    raylets = {p.process.pid: str(n.node_id) for n in cluster.nodes for p in n.all_processes.get("raylet", [])}
+    scored_on = {}
+    for row in rows:
+        name, *chain = row.split()
+        [node] = [raylets[int(pid)] for pid in chain if int(pid) in raylets]
+        scored_on[name] = node
+    assert sorted(scored_on) == [f"part-{i}.csv" for i in range(6)], rows
+    assert set(scored_on.values()) <= workers, rows
+
+
 def test_a_worker_node_killed_mid_step_fails_the_step_by_the_job_rules(
         cluster: RayCluster, ray_server: ServerProcess, tmp_path: Path) -> None:
     """The worker node running a step gets SIGKILL; another node takes it back after."""

@@ -219,7 +219,9 @@ class RayExecutor:
                     details={"compute": self.name})
         launch.log.parent.mkdir(parents=True, exist_ok=True)
         actor = _actor_class().options(**options).remote()
-        env = {**dict(launch.env), "MLYARD_COMPUTE": self.name}
+        # the cluster's address, for a step that places work of its own on it (the batch engine's workers)
+        env = {**dict(launch.env), "MLYARD_COMPUTE": self.name,
+               "MLYARD_RAY_ADDRESS": str(ray.get_runtime_context().gcs_address)}
         pid, node_ip, node_id = ray.get(actor.start.remote(launch.command, str(launch.cwd), env))
         with launch.log.open("ab") as log:
             log.write(f"[mlyard] compute {self.name}: Ray actor on node {node_ip} (node id {node_id}), pid {pid}, "

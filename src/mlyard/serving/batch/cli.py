@@ -8,6 +8,8 @@ stderr that says what went wrong and what to do. Progress lines and the final su
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import shutil
 import signal
 import sys
@@ -18,10 +20,12 @@ from typing import NoReturn
 
 from mlyard.serving.batch.engine import Engine, Settings
 from mlyard.serving.batch.inputs import InputError, check_nocode_types, list_files, mini_batches
-from mlyard.serving.batch.launch import worker_launch
+from mlyard.serving.batch.launch import Launch, worker_launch
 from mlyard.serving.batch.outputs import Parts
-from mlyard.serving.batch.pool import LocalProcessPool
+from mlyard.serving.batch.pool import LocalProcessPool, WorkerPool
 from mlyard.serving.batch.progress import Reporter, RunState
+
+RAY_ADDRESS = "MLYARD_RAY_ADDRESS"  # set by the Ray executor: the cluster a step on a Ray compute runs on
 
 
 class BatchError(Exception):
@@ -161,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
         if parts is not None:
             parts.create()
         sys.stdout.flush()
-        pool = LocalProcessPool(plan.workers, launch.command, launch.env, launch.cwd, log=_log_fd())
+        pool: WorkerPool = LocalProcessPool(plan.workers, launch.command, launch.env, launch.cwd, log=_log_fd())
+        if address := os.environ.get(RAY_ADDRESS):  # a step on a Ray compute: workers over the cluster's nodes
+            pool = _ray_pool(plan.workers, launch, address, args.instance_count, reporter) or pool
         settings = Settings(max_retries=args.max_retries, timeout=args.timeout, error_threshold=args.error_threshold,
                             mini_batch_error_threshold=args.mini_batch_error_threshold, append_row=append_row,
                             nocode=plan.code is None)
@@ -182,6 +188,22 @@ def run(args: argparse.Namespace) -> int:
     if state.state != "completed":
         raise BatchError(f"batch scoring failed: {state.reason}")
     return 0
+
+
+def _ray_pool(size: int, launch: Launch, address: str, instances: int, reporter: Reporter) -> WorkerPool | None:
+    """Workers as Ray actors on the cluster at ``address``; None (workers on this node) where Ray is not installed."""
+    if importlib.util.find_spec("ray") is None:
+        reporter.say("this step runs on a Ray compute, and its environment has no Ray: the batch workers run on "
+                     "the step's node")
+        return None
+    from mlyard.serving.batch.ray_pool import RayWorkerPool
+
+    pool = RayWorkerPool(size, launch.command, launch.env, launch.cwd, _log_fd(), address, instances)
+    try:
+        pool.connect()
+    except (RuntimeError, ConnectionError, ValueError) as exc:
+        raise BatchError(f"the batch workers cannot be placed on the Ray cluster at {address}: {exc}") from None
+    return pool
 
 
 def _log_fd() -> int:

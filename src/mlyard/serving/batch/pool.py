@@ -165,20 +165,7 @@ class LocalProcessPool:
         return events
 
     def _event(self, worker: int, slot: _Slot, message: dict[str, object]) -> Event:
-        kind = message["event"]
-        if kind == "ready":
-            slot.ready = True
-            return Ready(worker)
-        if kind == "init_failed":
-            slot.init_reported = True
-            return InitFailed(worker, str(message["error"]))
-        slot.task = None
-        task = int(str(message["task"]))
-        if kind == "done":
-            failed = message.get("failed") or []
-            assert isinstance(failed, list)
-            return Done(worker, task, int(str(message["rows"])), tuple((str(f), str(r)) for f, r in failed))
-        return Failed(worker, task, str(message["error"]))
+        return decode_event(worker, slot, message)
 
     def _ended(self, worker: int, slot: _Slot) -> list[Event]:
         self._forget(worker, slot)
@@ -187,10 +174,7 @@ class LocalProcessPool:
         except subprocess.TimeoutExpired:
             _kill(slot.process)
             code = slot.process.wait()
-        reason = describe_exit(code)
-        if not slot.ready:
-            return [] if slot.init_reported else [InitFailed(worker, f"the worker {reason} before it was ready")]
-        return [Exited(worker, slot.task, f"the worker {reason}")]
+        return ended_events(worker, slot, f"the worker {describe_exit(code)}")
 
     def _forget(self, worker: int, slot: _Slot) -> None:
         assert slot.process.stdout is not None
@@ -229,6 +213,39 @@ class LocalProcessPool:
     def live(self) -> int:
         """How many workers are running (started, not yet ended)."""
         return len(self._slots)
+
+
+class WorkerState(Protocol):
+    """What a pool knows of one worker: whether it announced itself, and the task it holds."""
+
+    ready: bool
+    init_reported: bool
+    task: int | None
+
+
+def decode_event(worker: int, state: WorkerState, message: dict[str, object]) -> Event:
+    """The event one line of the worker's protocol stands for; ``state`` follows it."""
+    kind = message["event"]
+    if kind == "ready":
+        state.ready = True
+        return Ready(worker)
+    if kind == "init_failed":
+        state.init_reported = True
+        return InitFailed(worker, str(message["error"]))
+    state.task = None
+    task = int(str(message["task"]))
+    if kind == "done":
+        failed = message.get("failed") or []
+        assert isinstance(failed, list)
+        return Done(worker, task, int(str(message["rows"])), tuple((str(f), str(r)) for f, r in failed))
+    return Failed(worker, task, str(message["error"]))
+
+
+def ended_events(worker: int, state: WorkerState, reason: str) -> list[Event]:
+    """What the end of a worker's process means: an init that failed, or a ready worker gone with its task."""
+    if not state.ready:
+        return [] if state.init_reported else [InitFailed(worker, f"{reason} before it was ready")]
+    return [Exited(worker, state.task, reason)]
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
