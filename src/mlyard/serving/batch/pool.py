@@ -1,5 +1,6 @@
 """Worker pools: where mini-batches run. The engine sees only :class:`WorkerPool`; :class:`LocalProcessPool` runs
-``python -m mlyard.serving.batch.worker`` children on this machine (a Ray pool can implement the same interface).
+``python -m mlyard.serving.batch.worker`` children on this machine (``ray_pool.RayWorkerPool`` runs them on the
+nodes of a Ray cluster, each inside a Ray actor).
 
 A worker holds at most one task at a time. Every worker announces itself (:class:`Ready` or :class:`InitFailed`);
 each task ends in :class:`Done`, :class:`Failed` (``run()`` raised) or :class:`Exited` (the process died with it).
