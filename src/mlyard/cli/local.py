@@ -258,7 +258,8 @@ def gc_cmd(ctx: click.Context, yes: bool, dry_run: bool, output: str) -> None:
     """List (default) or remove (--yes) what the retention settings in mlyard.yaml let go.
 
     Folders of failed and canceled jobs (their logs kept), isolated environments unused or beyond the
-    size cap, uploads nothing references, runs and logged models deleted in MLflow, and old logs.
+    size cap, uploads nothing references, parts of cut large uploads nobody resumed, runs and logged
+    models deleted in MLflow, and old logs.
     Nothing an asset version, run, job, deployment or schedule references is removed. Safe while the
     server runs, and safe to kill: run it again to finish.
     """

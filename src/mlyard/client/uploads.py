@@ -3,7 +3,9 @@
 A local path ``.../<basename>`` lands at ``LocalUpload/<tree hash>/<basename>`` in the datastore,
 the layout Azure ML uses, so equal content always maps to the same place and the basename is
 kept (``AZUREML_MODEL_DIR/<basename>/...``). Files the server already holds are skipped. Several files
-move at once (``Transport.transfers``, ``MLYARD_TRANSFERS``; ``client/transfers.py``).
+move at once (``Transport.transfers``, ``MLYARD_TRANSFERS``; ``client/transfers.py``). A file of
+``RESUMABLE_FROM`` bytes or more is resumable: the client asks how much of it the server holds from an
+earlier, cut upload and sends only the rest (``store/resumable.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from mlyard.core.errors import InvalidRequestError, StorageError
 from mlyard.core.hashing import CHUNK, sha256_file, tree_hash
 
 SHA_HEADER = "X-Mlyard-Sha256"
+RESUMABLE_FROM = 16 << 20  # files this large are sent in a resumable upload: a rerun sends only what is missing
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,9 @@ def _walk(root: Path) -> Iterator[Path]:
                 yield p
 
 
-def _stream(path: Path, progress: Progress | None) -> Iterator[bytes]:
+def _stream(path: Path, progress: Progress | None, offset: int = 0) -> Iterator[bytes]:
     with path.open("rb") as f:
+        f.seek(offset)
         while chunk := f.read(CHUNK):
             if progress:
                 progress(str(path), len(chunk))
@@ -108,6 +112,9 @@ def put_files(transport: Transport, datastore: str, files: list[tuple[LocalFile,
             if report:
                 report(str(f.source), f.size)
             return
+        if f.size >= RESUMABLE_FROM:
+            _put_resumable(transport, datastore, f, dest, report, overwrite=overwrite)
+            return
         transport.request(
             "PUT", url, content=_stream(f.source, report), params={"overwrite": "true"} if overwrite else None,
             headers={SHA_HEADER: f.sha256, "Content-Type": "application/octet-stream",
@@ -115,6 +122,19 @@ def put_files(transport: Transport, datastore: str, files: list[tuple[LocalFile,
         )
 
     transfer_each(files, put, transfers=transport.transfers, label=lambda item: str(item[0].source))
+
+
+def _put_resumable(transport: Transport, datastore: str, f: LocalFile, dest: str, report: Progress | None, *,
+                   overwrite: bool) -> None:
+    """Ask how much of ``f`` the server holds from an earlier, cut upload, and send the rest."""
+    base = f"/api/v1/datastores/{quote(datastore, safe='')}/uploads"
+    held = transport.json("POST", base, json={"path": dest, "sha256": f.sha256, "size": f.size})
+    offset = int(held["held"])
+    if report and offset:
+        report(str(f.source), offset)
+    params = {"offset": str(offset), **({"overwrite": "true"} if overwrite else {})}
+    transport.request("PUT", f"{base}/{held['id']}", params=params, content=_stream(f.source, report, offset),
+                      headers={"Content-Type": "application/octet-stream", "Content-Length": str(f.size - offset)})
 
 
 def fetch_files(transport: Transport, datastore: str, files: list[tuple[str, Path, str | None]],

@@ -25,6 +25,7 @@ from mlyard.serving.supervisor import Supervisor
 from mlyard.store.blobs import BlobService, DatastoreRegistry
 from mlyard.store.db import Database
 from mlyard.store.migrate import upgrade
+from mlyard.store.resumable import UPLOADS_FOLDER, ResumableUploads
 from mlyard.store.schema import ApiToken
 from mlyard.tracking.artifacts import ArtifactStore
 from mlyard.tracking.experiments import ExperimentService
@@ -57,6 +58,7 @@ class Services:
     db: Database
     datastores: DatastoreRegistry
     blobs: BlobService
+    resumable: ResumableUploads
     assets: AssetService
     tokens: TokenVerifier
     experiments: ExperimentService
@@ -86,6 +88,7 @@ class Services:
         datastores = DatastoreRegistry(db)
         datastores.ensure_default(DEFAULT_DATASTORE, f"{settings.resolved_artifacts_root}/{DEFAULT_DATASTORE}")
         blobs = BlobService(db, datastores)
+        resumable = ResumableUploads(settings.state_dir / UPLOADS_FOLDER, datastores, blobs)
         assets = AssetService(db, datastores)
         runs = RunService(db)
         run_logger = RunLogger(db)
@@ -107,6 +110,7 @@ class Services:
             db=db,
             datastores=datastores,
             blobs=blobs,
+            resumable=resumable,
             assets=assets,
             tokens=verifier,
             experiments=experiments,

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import ClientDisconnect
 
-from mlyard.core.errors import NotFoundError
+from mlyard.core.errors import InvalidRequestError, NotFoundError
 from mlyard.server.deps import get_services
 from mlyard.server.models import BlobRead, DatastoreRead
 from mlyard.server.services import Services
@@ -95,6 +96,57 @@ async def upload(
         response.status_code = 200
     return BlobRead(datastore=name, path=written.path, sha256=written.sha256, size=written.size,
                     uri=datastore_uri(name, written.path), created=created)
+
+
+class UploadBegin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    size: int = Field(ge=0)
+
+
+class UploadHeld(BaseModel):
+    id: str
+    path: str
+    size: int
+    held: int  # bytes the server holds: send the rest from here
+
+
+class UploadResumed(BlobRead):
+    offset: int  # where this request went on from
+    received: int  # bytes this request brought
+
+
+@router.post("/{name}/uploads", response_model=UploadHeld, summary="Start or resume a large file's upload")
+def begin_upload(name: str, body: UploadBegin, services: Svc) -> UploadHeld:
+    """How many bytes of this file (path, sha256, size) the server already holds; the upload goes on from there."""
+    found = services.resumable.begin(name, body.path, body.sha256, body.size)
+    return UploadHeld(id=found.key, path=found.path, size=found.size, held=found.held)
+
+
+@router.put("/{name}/uploads/{upload_id}", response_model=UploadResumed, status_code=201,
+            summary="Send the rest of a large file's upload")
+async def resume_upload(
+    name: str,
+    upload_id: str,
+    request: Request,
+    response: Response,
+    services: Svc,
+    offset: Annotated[int, Query(ge=0, description="Byte of the file the body starts at (the server's 'held').")],
+    overwrite: Annotated[bool, Query(description=(
+        "Replace other content at the path (never under LocalUpload/, nor a registered asset's file)."))] = False,
+) -> UploadResumed:
+    """Append the body from ``offset``; once the whole file is held it is verified and written like any upload."""
+    try:
+        got = await services.resumable.receive(name, upload_id, offset, request.stream(), overwrite=overwrite)
+    except ClientDisconnect:  # what arrived is kept; nobody is left to answer
+        raise InvalidRequestError("the sender went away; what arrived is kept for the same upload run again") from None
+    if not got.created:
+        response.status_code = 200
+    return UploadResumed(datastore=name, path=got.written.path, sha256=got.written.sha256, size=got.written.size,
+                         uri=datastore_uri(name, got.written.path), created=got.created, offset=got.offset,
+                         received=got.received)
 
 
 @router.head("/{name}/paths/{path:path}", summary="Is this file stored, and with which sha256")

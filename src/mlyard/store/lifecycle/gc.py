@@ -83,13 +83,19 @@ def _ignore(_line: str) -> None:
 
 def plan_gc(ws: OpenWorkspace, retention: Retention | None = None, *, now: float | None = None) -> GcPlan:
     """Everything gc would remove now, without removing anything."""
-    from mlyard.store.lifecycle.gc_folders import env_items, job_folder_items, serving_log_items
+    from mlyard.store.lifecycle.gc_folders import (
+        env_items,
+        job_folder_items,
+        partial_upload_items,
+        serving_log_items,
+    )
     from mlyard.store.lifecycle.gc_store import deleted_run_items, orphan_upload_items
 
     retention = retention or Retention.from_settings(ws.settings)
     now = time.time() if now is None else now
     plan = GcPlan()
-    for collect in (job_folder_items, serving_log_items, env_items, orphan_upload_items, deleted_run_items):
+    for collect in (job_folder_items, serving_log_items, env_items, partial_upload_items, orphan_upload_items,
+                    deleted_run_items):
         plan.items.extend(collect(ws, retention, now))
     return plan
 

@@ -8,6 +8,7 @@ key's lock, so a job never sees a half-removed environment.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import secrets
 import shutil
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from mlyard.store.jobs_schema import TERMINAL, Job
 from mlyard.store.lifecycle.gc import DAY, Item, Retention
 from mlyard.store.lifecycle.layout import OpenWorkspace
+from mlyard.store.resumable import UPLOADS_FOLDER
 
 LOGS = "user_logs"
 # The layout of jobs/environments.py (the store may not import the jobs package): a finished
@@ -109,6 +111,37 @@ def serving_log_items(ws: OpenWorkspace, retention: Retention, now: float) -> li
             items.append(Item("old log", str(log.relative_to(ws.settings.state_dir)), 1, log.stat().st_size,
                               partial(log.unlink, missing_ok=True)))
     return items
+
+
+def partial_upload_items(ws: OpenWorkspace, retention: Retention, now: float) -> list[Item]:
+    """Parts of large uploads (``store/resumable.py``) nobody went on with within the upload grace period."""
+    folder = ws.settings.state_dir / UPLOADS_FOLDER
+    if not folder.is_dir():
+        return []
+    items = []
+    for meta in sorted(folder.glob("*.json")):
+        part = meta.with_suffix(".part")
+        newest = max(_mtime(meta), _mtime(part) if part.exists() else 0.0)
+        if now - newest <= retention.orphan_uploads_days * DAY:
+            continue  # an upload that may be resumed any moment
+        size = part.stat().st_size if part.exists() else 0
+        try:
+            what = json.loads(meta.read_text())
+            name = f"{what['datastore']}:{what['path']} ({size} of {what['size']} bytes)"
+        except (ValueError, KeyError, TypeError):
+            name = meta.stem
+        items.append(Item("partial upload", name, 1 if part.exists() else 0, size,
+                          partial(_remove_partial, part, meta)))
+    for left in sorted(folder.glob(".*.json.tmp")):  # a description a crash interrupted
+        if now - _mtime(left) > retention.orphan_uploads_days * DAY:
+            items.append(Item("partial upload", left.name, 1, left.stat().st_size,
+                              partial(left.unlink, missing_ok=True)))
+    return items
+
+
+def _remove_partial(part: Path, meta: Path) -> None:
+    part.unlink(missing_ok=True)  # the part first: a part without its description is never resumed
+    meta.unlink(missing_ok=True)
 
 
 def env_items(ws: OpenWorkspace, retention: Retention, now: float) -> list[Item]:
