@@ -20,6 +20,7 @@ from mlyard.core.hashing import sha256_stream, tree_hash
 from mlyard.core.timeutil import utcnow
 from mlyard.store.datastores import Datastore, FsspecDatastore, WrittenFile, clean_relpath
 from mlyard.store.db import Database
+from mlyard.store.keyed_locks import KeyedLocks
 from mlyard.store.object_stores import object_store, open_datastore, refuse_local
 from mlyard.store.schema import Asset, AssetFile, Blob
 from mlyard.store.schema import Datastore as DatastoreRow
@@ -134,6 +135,7 @@ class BlobService:
     def __init__(self, db: Database, datastores: DatastoreRegistry) -> None:
         self._db = db
         self._datastores = datastores
+        self._writing = KeyedLocks()
 
     def stat(self, datastore: str, path: str) -> Blob:
         rel = clean_relpath(path)
@@ -153,6 +155,12 @@ class BlobService:
         under ``LocalUpload/`` (content-addressed) and where the file belongs to a registered asset.
         """
         rel = clean_relpath(path)
+        async with self._writing.hold((datastore, rel)):  # one write per path: check, commit, record never interleave
+            return await self._upload(datastore, rel, chunks, sha256, overwrite=overwrite)
+
+    async def _upload(
+        self, datastore: str, rel: str, chunks: AsyncIterator[bytes], sha256: str | None, *, overwrite: bool
+    ) -> tuple[WrittenFile, bool]:
         store: Datastore = self._datastores.get(datastore)
         if overwrite:
             self._check_replaceable(datastore, rel)

@@ -237,22 +237,41 @@ class FsspecDatastore:
         before_commit: Callable[[str], None] | None = None,
     ) -> WrittenFile:
         rel = clean_relpath(path)
-        with self._staged(rel) as staging:
-            async for chunk in chunks:
-                if self.is_local:
+        if self.is_local:
+            with self._staged(rel) as staging:
+                async for chunk in chunks:
                     staging.write(chunk)
-                else:  # a remote write may wait on the network: keep it off the event loop
-                    await anyio.to_thread.run_sync(staging.write, chunk)
-            sha = staging.sha256
-            if expected_sha256 and sha != expected_sha256.lower():
-                raise InvalidRequestError(
-                    f"upload of {rel!r} arrived with sha256 {sha}, not the announced {expected_sha256}: "
-                    "the content changed or was cut off in transit; upload it again",
-                    details={"path": rel, "sha256": sha, "expected": expected_sha256},
-                )
-            if before_commit is not None:
-                before_commit(sha)
+                sha = self._verified(rel, staging, expected_sha256, before_commit)
+            return WrittenFile(rel, sha, staging.size)
+        # a remote store waits on the network at every step (the checks and the open, each block, the commit):
+        # all of it runs in worker threads, so that the writes of several uploads go on at once
+        staged = self._staged(rel)
+        staging = await anyio.to_thread.run_sync(staged.__enter__)
+        try:
+            async for chunk in chunks:
+                await anyio.to_thread.run_sync(staging.write, chunk)
+            sha = self._verified(rel, staging, expected_sha256, before_commit)
+        except BaseException as exc:
+            if not await anyio.to_thread.run_sync(staged.__exit__, type(exc), exc, exc.__traceback__):
+                raise
+            raise AssertionError("unreachable: a failed write is never swallowed") from exc
+        await anyio.to_thread.run_sync(staged.__exit__, None, None, None)
         return WrittenFile(rel, sha, staging.size)
+
+    @staticmethod
+    def _verified(rel: str, staging: _Staging, expected_sha256: str | None,
+                  before_commit: Callable[[str], None] | None) -> str:
+        """The sha256 of what was written, once it matches ``expected_sha256`` and ``before_commit`` agrees."""
+        sha = staging.sha256
+        if expected_sha256 and sha != expected_sha256.lower():
+            raise InvalidRequestError(
+                f"upload of {rel!r} arrived with sha256 {sha}, not the announced {expected_sha256}: "
+                "the content changed or was cut off in transit; upload it again",
+                details={"path": rel, "sha256": sha, "expected": expected_sha256},
+            )
+        if before_commit is not None:
+            before_commit(sha)
+        return sha
 
     def copy_file(self, src: str, dst: str) -> WrittenFile:
         """Copy ``src`` to ``dst`` in this datastore, hashed while copied, atomically; ``dst`` is replaced."""

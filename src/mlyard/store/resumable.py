@@ -18,13 +18,13 @@ server's disk once before it is sent on.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import os
 import re
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,7 @@ import anyio
 from mlyard.core.errors import ConflictError, InvalidRequestError, NotFoundError
 from mlyard.store.blobs import BlobService, DatastoreRegistry
 from mlyard.store.datastores import WrittenFile, clean_relpath
+from mlyard.store.keyed_locks import KeyedLocks
 
 UPLOADS_FOLDER = "uploads"  # under the workspace's state folder
 READ_CHUNK = 1 << 20
@@ -75,7 +76,7 @@ class ResumableUploads:
         self._folder = folder
         self._datastores = datastores
         self._blobs = blobs
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
 
     def begin(self, datastore: str, path: str, sha256: str, size: int) -> PartialUpload:
         """The partial upload of this file, started if new; ``held`` is where the sender goes on from.
@@ -107,24 +108,21 @@ class ResumableUploads:
         an ``offset`` past what the server holds, or a body that ends early are refused, naming the file.
         """
         upload = self._load(datastore, key)
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        try:
-            with anyio.fail_after(LOCK_WAIT_S):
-                await lock.acquire()
-        except TimeoutError:
-            raise ConflictError(f"{upload.path!r} in datastore {upload.datastore!r} is being uploaded by another "
-                                "request; run the upload again once it ends", details={"path": upload.path}) from None
-        try:
+        async with AsyncExitStack() as stack:
+            try:
+                with anyio.fail_after(LOCK_WAIT_S):
+                    await stack.enter_async_context(self._locks.hold(key))
+            except TimeoutError:
+                raise ConflictError(
+                    f"{upload.path!r} in datastore {upload.datastore!r} is being uploaded by another request; run "
+                    "the upload again once it ends", details={"path": upload.path}) from None
             held = await self._append(upload, offset, chunks)
             if held < upload.size:
                 raise InvalidRequestError(
                     f"upload of {upload.path!r} ended at byte {held} of {upload.size}; run the same upload again "
                     "to send the rest", details={"path": upload.path, "held": held, "size": upload.size})
             return await self._finish(upload, offset, overwrite)
-        finally:
-            lock.release()
-            if not lock.locked():
-                self._locks.pop(key, None)
+        raise AssertionError("unreachable")
 
     async def _append(self, upload: PartialUpload, offset: int, chunks: AsyncIterator[bytes]) -> int:
         part = self._folder / f"{upload.key}.part"
