@@ -14,8 +14,10 @@ One Azurite (``make azurite``) on a loopback port, one container per side and ro
   (``LocalExecutor``), against ``ray.remote`` called directly on the same command (``subprocess.run``, one CPU
   each): the overhead mlyard adds per task. The executors are driven directly, without a server or a job row.
 * **upload/download (server)**: the same bytes through a real ``mlyard server`` whose default datastore is the
-  Azurite container (the SDK's ``datastores.upload`` of the folder: sha256 first, then a streamed PUT that the
-  server verifies before committing; a streamed GET per file back), against ``adlfs`` direct again.
+  Azurite container (the SDK's ``datastores.upload`` of the folder, 8 files at once: sha256 first, then a
+  streamed upload that the server verifies before committing, resumable for files of 16 MiB and more; the SDK's
+  ``fetch_files`` back, 8 at once, each verified into place), against ``adlfs`` direct again; the upload once more
+  with ``MLYARD_TRANSFERS=1`` (one file at a time).
 
 Azurite (Node.js) runs on the same 2 cores as both sides, so these figures bound the overhead mlyard adds on top
 of one storage client, not Azure's own throughput.
@@ -130,17 +132,19 @@ def datastore_bench(az: Azurite, files: list[Path], rounds: int, progress: Progr
 
 def server_bench(az: Azurite, base: Path, folder: Path, files: list[Path], rounds: int,
                  progress: Progress) -> list[Comparison]:
-    import httpx
     import yaml
 
     from mlyard.client import MlyardClient
+    from mlyard.client.uploads import fetch_files
     from tests.support.server import ServerProcess, free_port, run_cli
 
     total = sum(p.stat().st_size for p in files)
     workload = f"{len(files)} files of {files[0].stat().st_size >> 20} MiB through mlyard server -> Azurite"
-    up = Comparison("upload (server)", "mlyard datastore upload (SDK -> server -> Azurite, verified)",
+    up = Comparison("upload (server)", "mlyard datastore upload (SDK -> server -> Azurite, verified, 8 files at once)",
                     "adlfs put_file", workload, bytes_per_round=total)
-    down = Comparison("download (server)", "GET /api/v1/datastores/.../paths/... (server <- Azurite)",
+    up_one = Comparison("upload (server, 1 at a time)", "the same with MLYARD_TRANSFERS=1", "adlfs put_file",
+                        workload, bytes_per_round=total)
+    down = Comparison("download (server)", "SDK fetch of every file (server <- Azurite, 8 files at once)",
                       "adlfs get_file", workload, bytes_per_round=total)
     container = az.create_container(f"s{uuid.uuid4().hex[:12]}")
     server = ServerProcess(base / "ws", free_port()).init().start()
@@ -150,28 +154,29 @@ def server_bench(az: Azurite, base: Path, folder: Path, files: list[Path], round
         spec.write_text(yaml.safe_dump(az.datastore_spec("blobs", container)))
         run_cli("datastore", "create", "-f", str(spec), env=server.env())
         client = MlyardClient(server.url, server.token)
+        one_at_a_time = MlyardClient(server.url, server.token, transfers=1)
         peer = az.create_container(f"q{uuid.uuid4().hex[:12]}")
 
-        def up_mine(index: int) -> float:
+        def up_mine(index: int, sdk: MlyardClient = client, to: str = "round") -> float:
             start = time.perf_counter()
-            client.datastores.upload(folder, f"round{index}/", "blobs")
+            sdk.datastores.upload(folder, f"{to}{index}/", "blobs")
             return time.perf_counter() - start
 
-        def up_peer(index: int) -> float:
+        def up_peer(index: int, to: str = "round") -> float:
             start = time.perf_counter()
             for p in files:
-                fs.put_file(str(p), f"{peer}/round{index}/{p.name}")
+                fs.put_file(str(p), f"{peer}/{to}{index}/{p.name}")
             return time.perf_counter() - start
 
         def down_mine(index: int) -> float:
-            start = time.perf_counter()
-            with httpx.Client(base_url=server.url, headers=server.headers(), timeout=120) as http:
-                for p in files:
-                    with http.stream("GET", f"/api/v1/datastores/blobs/paths/round{index}/{p.name}") as r:
-                        r.raise_for_status()
-                        for _ in r.iter_bytes(1 << 20):
-                            pass
-            return time.perf_counter() - start
+            target = Path(tempfile.mkdtemp(prefix="mlyard-bench-dl-"))
+            try:
+                start = time.perf_counter()
+                fetch_files(client.transport, "blobs", [(f"round{index}/{p.name}", target / p.name, None)
+                                                        for p in files])
+                return time.perf_counter() - start
+            finally:
+                shutil.rmtree(target, ignore_errors=True)
 
         def down_peer(index: int) -> float:
             target = Path(tempfile.mkdtemp(prefix="mlyard-bench-dl-"))
@@ -184,20 +189,24 @@ def server_bench(az: Azurite, base: Path, folder: Path, files: list[Path], round
                 shutil.rmtree(target, ignore_errors=True)
 
         for index in range(-1, rounds):
-            got = (up_mine(index + 1), up_peer(index + 1), down_mine(index + 1), down_peer(index + 1))
+            got = (up_mine(index + 1), up_peer(index + 1), down_mine(index + 1), down_peer(index + 1),
+                   up_mine(index + 1, one_at_a_time, "single"), up_peer(index + 1, "single"))
             if index >= 0:
                 up.subject_s.append(got[0])
                 up.peer_s.append(got[1])
                 down.subject_s.append(got[2])
                 down.peer_s.append(got[3])
+                up_one.subject_s.append(got[4])
+                up_one.peer_s.append(got[5])
             label = "warm-up" if index < 0 else f"round {index + 1}/{rounds}"
             progress(f"server {label}: upload mlyard {got[0]:.2f}s / adlfs {got[1]:.2f}s; "
-                     f"download mlyard {got[2]:.2f}s / adlfs {got[3]:.2f}s")
+                     f"download mlyard {got[2]:.2f}s / adlfs {got[3]:.2f}s; "
+                     f"upload one at a time mlyard {got[4]:.2f}s / adlfs {got[5]:.2f}s")
     finally:
         server.stop()
-    for c in (up, down):
+    for c in (up, up_one, down):
         _notes(c)
-    return [up, down]
+    return [up, up_one, down]
 
 
 def _sleep_step() -> int:
