@@ -273,16 +273,25 @@ def run(mini_batch):
 """
 
 
+@pytest.fixture(scope="module")
+def batch_endpoint(ray_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A batch endpoint, ray-batch, and a registered model for its deployments, raybatch:1."""
+    folder = tmp_path_factory.mktemp("batch")
+    write(folder / "model" / "weights.txt", "none")
+    write(folder / "model.yml", "name: raybatch\nversion: 1\ntype: custom_model\npath: ./model\n")
+    write(folder / "endpoint.yml", "name: ray-batch\nauth_mode: aad_token\n")
+    for args in (("model", "create", "-f", "model.yml"), ("batch-endpoint", "create", "-f", "endpoint.yml")):
+        run_cli(*args, cwd=folder, env=ray_server.env())
+    return "ray-batch"
+
+
 def test_a_batch_deployments_mini_batches_run_on_workers_over_instance_count_nodes(
-        cluster: RayCluster, ray_server: ServerProcess, tmp_path: Path) -> None:
+        cluster: RayCluster, ray_server: ServerProcess, batch_endpoint: str, tmp_path: Path) -> None:
     """A batch deployment on a Ray compute with instance_count 2: its workers are Ray actors on both worker nodes."""
     env = ray_server.env()
-    write(tmp_path / "model" / "weights.txt", "none")
-    write(tmp_path / "model.yml", "name: raybatch\nversion: 1\ntype: custom_model\npath: ./model\n")
     write(tmp_path / "code" / "driver.py", BATCH_DRIVER)
     for i in range(6):
         write(tmp_path / "data" / f"part-{i}.csv", f"a\n{i}\n")
-    write(tmp_path / "endpoint.yml", "name: ray-batch\nauth_mode: aad_token\n")
     write(tmp_path / "deployment.yml", """\
         name: spread
         endpoint_name: ray-batch
@@ -297,9 +306,7 @@ def test_a_batch_deployments_mini_batches_run_on_workers_over_instance_count_nod
         output_file_name: rows.txt
         error_threshold: 0
         """)
-    for args in (("model", "create", "-f", "model.yml"), ("batch-endpoint", "create", "-f", "endpoint.yml"),
-                 ("batch-deployment", "create", "-f", "deployment.yml")):
-        run_cli(*args, cwd=tmp_path, env=env)
+    run_cli("batch-deployment", "create", "-f", "deployment.yml", cwd=tmp_path, env=env)
     shown = run_cli("batch-endpoint", "invoke", "-n", "ray-batch", "--input", str(tmp_path / "data"), "--stream",
                     "-o", "json", cwd=tmp_path, env=env, check=False, timeout=300)
     assert shown.returncode == 0, shown.stdout + shown.stderr
@@ -322,6 +329,92 @@ def test_a_batch_deployments_mini_batches_run_on_workers_over_instance_count_nod
         scored_on[name] = node
     assert sorted(scored_on) == [f"part-{i}.csv" for i in range(6)], rows
     assert set(scored_on.values()) <= workers, rows
+
+
+# each mini-batch's worker says it is there (its pid) and waits for the test's go before it answers
+SURVIVOR = """\
+import os
+import time
+from pathlib import Path
+
+ROOM = Path(@ROOM@)
+
+
+def init():
+    pass
+
+
+def run(mini_batch):
+    for f in mini_batch:
+        (ROOM / (os.path.basename(f) + ".pid")).write_text(str(os.getpid()))
+    deadline = time.monotonic() + 120
+    while not (ROOM / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    chain, pid = [], os.getpid()
+    while pid > 1:
+        chain.append(str(pid))
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return [os.path.basename(f) + " " + " ".join(chain) for f in mini_batch]
+"""
+
+
+def test_a_batch_worker_lost_with_its_node_is_replaced_on_a_surviving_node(
+        cluster: RayCluster, ray_server: ServerProcess, batch_endpoint: str, tmp_path: Path) -> None:
+    """Three worker nodes: the batch engine's step holds one, its two workers are on two; the node of a worker that is
+    not the engine's is killed mid-mini-batch, and the mini-batch is scored again on a node still there."""
+    cluster.add_worker()
+    env = ray_server.env()
+    room = tmp_path / "room"
+    room.mkdir()
+    write(tmp_path / "code" / "driver.py", SURVIVOR, ROOM=repr(str(room)))
+    for i in range(2):
+        write(tmp_path / "data" / f"part-{i}.csv", f"a\n{i}\n")
+    write(tmp_path / "deployment.yml", """\
+        name: survivor
+        endpoint_name: ray-batch
+        model: azureml:raybatch:1
+        code_configuration: {code: ./code, scoring_script: driver.py}
+        environment: {image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04}
+        compute: azureml:ray-small
+        resources: {instance_count: 2}
+        max_concurrency_per_instance: 1
+        mini_batch_size: 1
+        retry_settings: {max_retries: 2, timeout: 300}
+        output_action: append_row
+        output_file_name: rows.txt
+        error_threshold: 0
+        """)
+    run_cli("batch-deployment", "create", "-f", "deployment.yml", cwd=tmp_path, env=env)
+    job = json.loads(run_cli("batch-endpoint", "invoke", "-n", "ray-batch", "--deployment-name", "survivor",
+                             "--input", str(tmp_path / "data"), "-o", "json", cwd=tmp_path, env=env).stdout)
+    yard = JobYard(ray_server, tmp_path)
+    pidfiles = [room / f"part-{i}.csv.pid" for i in range(2)]
+    wait_until(lambda: all(p.exists() and p.read_text() for p in pidfiles), "both workers to score", timeout=120)
+    engine = _node_of(yard.log(job["name"]), "ray-small")
+    nodes = {p.name: cluster.node_of(int(p.read_text())) for p in pidfiles}
+    victim, node = next((name, n) for name, n in nodes.items() if n is not None and str(n.node_id) != engine)
+    killed, orphan = str(node.node_id), int((room / victim).read_text())
+    cluster.kill(node)
+    wait_until(lambda: "it is restarted" in yard.log(job["name"]), "the engine to replace the lost worker", 120)
+    assert "was lost with its Ray node or actor" in yard.log(job["name"])
+    if alive(orphan):  # the node's machine is "gone"; here its orphaned worker lives on: end it
+        os.kill(orphan, 9)
+    (room / "go").write_text("go")
+    done = yard.wait(job["name"], timeout=240)
+    log = yard.log(job["name"])
+    assert done["status"] == "Completed", log
+    replaced = re.findall(r"batch worker \d+ on Ray node (\w+)", log.split("was lost with its Ray node", 1)[1])
+    assert replaced and killed not in replaced, log  # the replacement went to a node still there
+    run_cli("job", "download", "-n", job["name"], "--output-name", "score", "--download-path", str(tmp_path / "out"),
+            env=env)
+    rows = (tmp_path / "out" / "named-outputs" / "score" / "rows.txt").read_text().splitlines()
+    raylets = {p.process.pid: str(n.node_id) for n in cluster.nodes for p in n.all_processes.get("raylet", [])}
+    scored_on = {}
+    for row in rows:
+        name, *chain = row.split()
+        [scored_on[name]] = [raylets[int(pid)] for pid in chain if int(pid) in raylets]
+    assert sorted(scored_on) == ["part-0.csv", "part-1.csv"], rows
+    assert scored_on[victim.removesuffix(".pid")] != killed and set(scored_on.values()) <= cluster.worker_ids, rows
 
 
 def test_a_worker_node_killed_mid_step_fails_the_step_by_the_job_rules(

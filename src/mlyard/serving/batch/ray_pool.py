@@ -5,7 +5,8 @@ Each worker is a Ray actor (:class:`WorkerHost`) that starts ``python -m mlyard.
 and relays the JSON lines of its protocol and its log; the engine, its retries and thresholds are unchanged. The
 workers are spread over ``instance_count`` nodes of the cluster (nodes that have CPUs, taken in turn), and hold no
 Ray CPU themselves: the step running the engine holds its own. A node lost with a worker is that worker's end, as a
-process that died: its mini-batch is retried by the engine's rules.
+process that died: its mini-batch is retried by the engine's rules, and the worker started again moves, with its
+instance, to a node still there.
 
 The command, its working folder and the model are the engine's paths: the nodes must see them (as for every step
 on a Ray compute, ``docs/scaleout.md``).
@@ -42,17 +43,13 @@ class WorkerHost:
         self.buffer = b""
         self.log_offset = 0
 
-    def start(self, command: list[str], env: dict[str, str], cwd: str) -> str:
-        """Start the worker; the id of the Ray node it runs on."""
-        import ray
-
+    def start(self, command: list[str], env: dict[str, str], cwd: str) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(  # noqa: S603 - mlyard's own worker command
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, cwd=cwd,
                 start_new_session=True)  # its own group: a kill takes what run() spawned with it
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)
-        return str(ray.get_runtime_context().get_node_id())
 
     def send(self, line: bytes) -> None:
         assert self.proc is not None and self.proc.stdin is not None
@@ -123,7 +120,7 @@ class WorkerHost:
 class _Slot:
     actor: Any
     node: str
-    pending: Any = None  # the read in flight
+    pending: Any  # the read in flight
     ready: bool = False
     init_reported: bool = False
     task: int | None = None
@@ -153,6 +150,7 @@ class RayWorkerPool:
         self.instances = max(1, instances)
         self._slots: dict[int, _Slot] = {}
         self._nodes: list[str] = []
+        self._lost: set[str] = set()
         self._host: Any = None
 
     def connect(self) -> None:
@@ -161,8 +159,7 @@ class RayWorkerPool:
 
         if not ray.is_initialized():
             ray.init(address=self.address, log_to_driver=False, configure_logging=False)
-        nodes = sorted(str(n["NodeID"]) for n in ray.nodes() if n.get("Alive")  # type: ignore[no-untyped-call]
-                       and n.get("Resources", {}).get("CPU", 0) > 0)
+        nodes = _cpu_nodes()
         if not nodes:
             raise RuntimeError(f"the Ray cluster at {self.address} has no node with CPUs to run batch workers on")
         self._nodes = [nodes[i % len(nodes)] for i in range(self.instances)]
@@ -183,9 +180,9 @@ class RayWorkerPool:
         node = self._nodes[worker % len(self._nodes)]
         actor = self._host.options(num_cpus=0, max_restarts=0, max_task_retries=0,
                                    scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote()
-        slot = self._slots[worker] = _Slot(actor, node)
         actor.start.remote([*self.command, "--worker-id", str(worker)], self.env, str(self.cwd))
-        slot.pending = actor.read.remote(READ_WAIT_S)  # an actor runs its calls in order: after start
+        # an actor runs its calls in order: the read after the start
+        self._slots[worker] = _Slot(actor, node, actor.read.remote(READ_WAIT_S))
         self._say(f"batch worker {worker} on Ray node {node}")
 
     def submit(self, worker: int, task: Task) -> None:
@@ -213,6 +210,7 @@ class RayWorkerPool:
                 lines, log, code = ray.get(ref)
             except ray.exceptions.RayError as exc:  # the node or the actor is gone, and the worker with it
                 self._forget(worker)
+                self._lost.add(slot.node)  # before Ray marks a lost node dead, it still looks alive
                 events.extend(ended_events(worker, slot, "the worker was lost with its Ray node or actor "
                                                          f"({exc.__class__.__name__})"))
                 continue
@@ -228,6 +226,10 @@ class RayWorkerPool:
 
     def restart(self, worker: int) -> None:
         self.kill(worker)
+        instance = worker % len(self._nodes)
+        alive = [n for n in _cpu_nodes() if n not in self._lost]
+        if self._nodes[instance] not in alive and alive:  # its node is lost: the instance moves to one still there
+            self._nodes[instance] = alive[instance % len(alive)]
         self._spawn(worker)
 
     def kill(self, worker: int) -> None:
@@ -277,3 +279,10 @@ class RayWorkerPool:
     def _say(self, line: str) -> None:
         self._write(f"[mlyard] {line}\n".encode())
 
+
+def _cpu_nodes() -> list[str]:
+    """The ids of the cluster's live nodes that have CPUs (a head started with none runs no worker), sorted."""
+    import ray
+
+    return sorted(str(n["NodeID"]) for n in ray.nodes() if n.get("Alive")  # type: ignore[no-untyped-call]
+                  and n.get("Resources", {}).get("CPU", 0) > 0)
