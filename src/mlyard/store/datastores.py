@@ -24,6 +24,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from mlyard.core.errors import ConflictError, InvalidRequestError, MlyardError, NotFoundError, StorageError
+from mlyard.store.keyed_locks import KeyedLocks
 
 TMP_PREFIX = ".mlyard-tmp-"
 
@@ -147,6 +148,7 @@ class FsspecDatastore:
         # written in place, abandoned on failure
         self.commits_on_close = bool({"abfs", "az", "s3", "s3a"} & set(_protocols(self.fs)))
         self._secrets = secrets
+        self._writing = KeyedLocks()
         if self.is_local:
             os.makedirs(self.root, exist_ok=True)
 
@@ -237,6 +239,12 @@ class FsspecDatastore:
         before_commit: Callable[[str], None] | None = None,
     ) -> WrittenFile:
         rel = clean_relpath(path)
+        # one write per path at a time: on Azure, a blob's commit drops the blocks another writer staged for it
+        async with self._writing.hold(rel):
+            return await self._write_stream(rel, chunks, expected_sha256, before_commit)
+
+    async def _write_stream(self, rel: str, chunks: AsyncIterator[bytes], expected_sha256: str | None,
+                            before_commit: Callable[[str], None] | None) -> WrittenFile:
         if self.is_local:
             with self._staged(rel) as staging:
                 async for chunk in chunks:
