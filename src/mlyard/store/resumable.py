@@ -81,8 +81,9 @@ class ResumableUploads:
     def begin(self, datastore: str, path: str, sha256: str, size: int) -> PartialUpload:
         """The partial upload of this file, started if new; ``held`` is where the sender goes on from.
 
-        Refuses at once what the finished upload would be refused for: an unknown datastore, a bad path,
-        and other content already recorded at the path (unless the upload replaces it on purpose).
+        Refuses at once an unknown datastore, a bad path, sha256 or size. What the finished upload may still be
+        refused for (other content already recorded at the path, a path mlyard never overwrites) is found when
+        the whole file is written.
         """
         rel = clean_relpath(path)
         sha = sha256.lower()
