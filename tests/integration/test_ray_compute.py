@@ -3,8 +3,10 @@
 attrition pipeline runs unchanged on its worker nodes (its ``azureml:cpu-cluster`` is the Ray compute) and on local
 slots with identical outputs, and is reused across both; a sweep's trials run there, at most
 ``max_concurrent_trials`` at once; the log streams back while a step runs; cancel and ``limits.timeout`` kill the
-process on the node; a worker node killed mid-step fails the step. One small job checks ``address: local`` (a Ray
-head the server starts on this machine and stops with itself)."""
+process on the node; a worker node killed mid-step fails the step; a distributed step's instances run on separate
+worker nodes (a real gloo all-reduce across them), and a failing rank, a timeout, a cancel or a lost node stop them
+all. One small job checks ``address: local`` (a Ray head the server starts on this machine and stops with
+itself)."""
 
 from __future__ import annotations
 
@@ -447,5 +449,145 @@ def test_a_worker_node_killed_mid_step_fails_the_step_by_the_job_rules(
             """))
         log = yard.log(again["name"])
         assert "placed on the surviving node" in log and _node_of(log, "ray-small") != killed, log
+    finally:
+        cluster.add_worker()  # the module's cluster is whole again for whatever runs after
+
+
+# each process says where it runs (its variables and its pid), then takes part in a real gloo all-reduce
+SPREAD_ALL_REDUCE = """\
+import json
+import os
+
+import torch
+import torch.distributed as dist
+
+keys = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK", "MLFLOW_RUN_ID")
+print("ENV " + json.dumps({k: os.environ.get(k) for k in keys}), flush=True)
+dist.init_process_group("gloo", init_method="env://")
+t = torch.tensor([float(dist.get_rank() + 1)])
+dist.all_reduce(t)
+print(f"RANK {dist.get_rank()} OF {dist.get_world_size()} SUM {t.item():.0f}", flush=True)
+dist.destroy_process_group()
+"""
+INSTANCE_LINE = re.compile(r"\[mlyard\] compute ray-small: Ray actor on node (\S+) \(node id (\w+)\), pid \d+, "
+                           r".*; instance (\d) of 2")
+
+
+def test_a_distributed_steps_instances_run_on_separate_nodes_and_all_reduce_across_them(
+        cluster: RayCluster, ray_server: ServerProcess, tmp_path: Path) -> None:
+    """pytorch, 2 instances x 2 processes on ray-small: instance 0 and instance 1 on the two worker nodes (each holds
+    one node's only CPU), MASTER_ADDR instance 0's node, and a gloo all-reduce across the four ranks."""
+    pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0 takes the CPU build)")
+    yard = JobYard(ray_server, tmp_path)
+    write(tmp_path / "src" / "allreduce.py", SPREAD_ALL_REDUCE)
+    done = yard.run(write(tmp_path / "spread.yml", """\
+        code: src
+        command: python allreduce.py
+        environment: @ENV@
+        compute: azureml:ray-small
+        distribution: {type: pytorch, process_count_per_instance: 2}
+        resources: {instance_count: 2}
+        """))
+    log = yard.log(done["name"])
+    assert done["status"] == "Completed", log
+    placed = {int(i): (ip, node) for ip, node, i in INSTANCE_LINE.findall(log)}
+    assert sorted(placed) == [0, 1], log
+    assert placed[0][1] != placed[1][1] and {placed[0][1], placed[1][1]} <= cluster.worker_ids, log
+    envs = sorted((json.loads(m) for m in re.findall(r"ENV (\{.*?\})", log)), key=lambda e: int(e["RANK"]))
+    assert [(e["RANK"], e["LOCAL_RANK"], e["NODE_RANK"], e["WORLD_SIZE"]) for e in envs] == \
+        [("0", "0", "0", "4"), ("1", "1", "0", "4"), ("2", "0", "1", "4"), ("3", "1", "1", "4")], log
+    # one master, on instance 0's node as Ray reports its IP, and one MLflow run for the job
+    assert {(e["MASTER_ADDR"], e["MASTER_PORT"], e["MLFLOW_RUN_ID"]) for e in envs} == \
+        {(placed[0][0], envs[0]["MASTER_PORT"], done["name"])}, log
+    # four processes on two nodes share one log, and torch's C++ warnings may land inside a line
+    found = sorted(set(re.findall(r"RANK (\d) OF (\d) SUM (\d+)", log)))
+    assert found == [(str(r), "4", "10") for r in range(4)], log  # 1 + 2 + 3 + 4 on every rank
+
+    # more instances than the cluster has nodes able to hold one: refused at once, saying what to do
+    refused = yard.run(write(tmp_path / "too-many.yml", """\
+        command: echo never placed
+        environment: @ENV@
+        compute: azureml:ray-small
+        distribution: {type: pytorch}
+        resources: {instance_count: 5}
+        """))
+    assert refused["status"] == "Failed" and "asks for 5 instances" in refused["error"], refused
+    assert re.search(r"the cluster has [23] such node\(s\); lower resources.instance_count", refused["error"]), refused
+
+
+def test_a_failing_rank_on_one_node_stops_every_instance_and_fails_the_step(
+        cluster: RayCluster, ray_server: ServerProcess, tmp_path: Path) -> None:
+    """mpi, 2 instances x 2 processes: rank 3 fails once all four run; the step fails naming its instance and no
+    process of any instance is left behind."""
+    yard = JobYard(ray_server, tmp_path)
+    room = tmp_path / "room"
+    room.mkdir()
+    done = yard.run(write(tmp_path / "fails.yml", """\
+        command: >-
+          echo $$ > @ROOM@/$OMPI_COMM_WORLD_RANK.pid;
+          for i in $(seq 1200); do [ $(ls @ROOM@ | wc -l) -ge 4 ] && break; sleep 0.1; done;
+          if [ "$OMPI_COMM_WORLD_RANK" = 3 ]; then exit 4; fi;
+          exec sleep 300
+        environment: @ENV@
+        compute: azureml:ray-small
+        distribution: {type: mpi, process_count_per_instance: 2}
+        resources: {instance_count: 2}
+        """, ROOM=room))
+    log = yard.log(done["name"])
+    assert done["status"] == "Failed", log
+    assert re.search(r"instance 1 of 2 \(Ray node \w+\) exited with code 4; the other instances were stopped",
+                     done["error"]), done
+    pids = sorted(int(p.read_text()) for p in room.iterdir())
+    assert len(pids) == 4, log
+    wait_gone(pids, "every rank of the failed step")
+
+
+def test_a_timeout_a_cancel_or_a_lost_node_stops_every_instance_of_a_distributed_step(
+        cluster: RayCluster, ray_server: ServerProcess, tmp_path: Path) -> None:
+    """2 instances x 1 process: limits.timeout and a cancel kill both nodes' processes; instance 1's node gets
+    SIGKILL and the step fails saying so, instance 0's process stopped (a worker is added back after)."""
+    yard = JobYard(ray_server, tmp_path)
+    spec = """\
+        command: echo $$ > @ROOM@/$NODE_RANK.pid; exec sleep 300
+        environment: @ENV@
+        compute: azureml:ray-small
+        distribution: {type: pytorch}
+        resources: {instance_count: 2}
+        limits: {timeout: @TIMEOUT@}
+        """
+    timed_room = tmp_path / "timed"
+    timed_room.mkdir()
+    timed = yard.run(write(tmp_path / "timed.yml", spec, ROOM=timed_room, TIMEOUT=20))
+    assert timed["status"] == "Canceled" and "timed out after 20 s" in (timed["error"] or ""), timed
+    pids = [int(p.read_text()) for p in sorted(timed_room.iterdir())]
+    assert len(pids) == 2, yard.log(timed["name"])
+    wait_gone(pids, "the timed-out step's instances")
+
+    def started(name: str) -> tuple[dict[str, Any], list[int]]:
+        room = tmp_path / name
+        room.mkdir()
+        job = yard.submit(write(tmp_path / f"{name}.yml", spec, ROOM=room, TIMEOUT=600))
+        pidfiles = [room / "0.pid", room / "1.pid"]
+        wait_until(lambda: all(p.exists() and p.read_text().strip() for p in pidfiles), "both instances to start",
+                   120)
+        return job, [int(p.read_text()) for p in pidfiles]
+
+    job, pids = started("canceled")
+    yard.client.jobs.cancel(job["name"])
+    assert yard.wait(job["name"])["status"] == "Canceled"
+    wait_gone(pids, "the canceled step's instances")
+
+    job, (first, second) = started("lost")
+    node = cluster.node_of(second)
+    assert node is not None and cluster.node_of(first) is not node, "the instances should run on two worker nodes"
+    cluster.kill(node)
+    try:
+        done = yard.wait(job["name"], timeout=120)
+        assert done["status"] == "Failed", done
+        assert re.search(r"the Ray node or actor running instance 1 of 2 \(Ray node \w+\) was lost", done["error"])
+        assert "the other instances were stopped" in done["error"], done
+        wait_gone([first], "instance 0's process")
+        if alive(second):  # the node's machine is "gone"; here its orphaned process lives on: end it
+            os.kill(second, 9)
     finally:
         cluster.add_worker()  # the module's cluster is whole again for whatever runs after

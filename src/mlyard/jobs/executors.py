@@ -33,6 +33,8 @@ class Launch:
     log: Path
     timeout_s: int | None = None
     resources: Mapping[str, Any] | None = None  # the step's ``resources`` (a Ray executor places by them)
+    # a distributed step whose instances the executor places on nodes of their own (``command`` is the user's own)
+    distribution: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -40,7 +42,7 @@ class Outcome:
     exit_code: int | None
     timed_out: bool = False
     canceled: bool = False
-    lost: str | None = None  # why the process was lost without an exit code (a Ray node gone, say)
+    reason: str | None = None  # why it failed where an exit code alone does not say (a Ray node gone, say)
 
 
 @dataclass

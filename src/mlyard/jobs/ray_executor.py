@@ -9,6 +9,8 @@ Each step becomes one actor (``StepProcess``) placed with the step's resource re
 shell in its own process group on its node, and the server's waiting thread pulls the step's log from it every
 quarter second into the step's log file, so ``job stream`` shows it live. Cancel and timeouts kill the process
 group on the node (SIGTERM, then SIGKILL), then the actor; a node lost mid-step fails the step with that reason.
+A distributed step of several instances (``ray_instances.py``) is one actor per instance, each on a node of its
+own; the first instance to fail, or to be lost with its node, stops the others and fails the step.
 
 One server process is one Ray driver: all ``type: ray`` computes of a workspace must name the same cluster.
 The step's working folder, inputs and outputs are the server's local paths, as for the local executor: the
@@ -28,11 +30,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlyard.core.errors import InvalidRequestError
+from mlyard.jobs import ray_instances
+from mlyard.jobs.distribution import free_ports
 from mlyard.jobs.executors import SHELL, Handle, Launch, Outcome, kill_group
 
 POLL_S = 0.25
 KILL_GRACE_S = 3.0
 LOG_CHUNK = 1 << 20
+PLACE_TRIES = 3
 _driver_lock = threading.Lock()
 _driver: dict[str, Any] = {}  # address -> the address this process's Ray driver is connected to
 
@@ -53,15 +58,21 @@ class StepProcess:
 
     def start(self, command: str, cwd: str, env: dict[str, str]) -> tuple[int, str, str]:
         """Start the command; its pid, and the node it runs on (its IP address and Ray node id)."""
-        import ray
-
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(  # noqa: S603 - the user's own command, run as the user asked
                 [SHELL, "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
         # the IP alone does not tell nodes apart where several share a machine (or a host network)
-        node_ip = str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
-        return self.proc.pid, node_ip, str(ray.get_runtime_context().get_node_id())
+        return self.proc.pid, *self.node()
+
+    def node(self) -> tuple[str, str]:
+        """This actor's node: its IP address (as its peers reach it) and its Ray node id."""
+        import ray
+
+        return str(ray.util.get_node_ip_address()), str(ray.get_runtime_context().get_node_id())  # type: ignore[no-untyped-call]
+
+    def free_ports(self, count: int) -> list[int]:
+        return free_ports(count, self.node()[0])
 
     def read(self, offset: int) -> bytes:
         with open(self.log, "rb") as f:
@@ -97,10 +108,27 @@ class StepProcess:
 
 
 @dataclass
-class RayRemote:
+class Instance:
+    """One actor of a step and how far its log has been copied; ``label`` names it among several."""
+
     actor: Any
-    log_path: Any
+    label: str = ""
     offset: int = 0
+
+
+@dataclass
+class RayRemote:
+    instances: list[Instance]
+    log_path: Any
+    group: Any = None  # the placement group of a distributed step's instances
+
+
+class InstanceLostError(Exception):
+    """An instance's actor is gone (its node died, or it was killed): ends the step's wait."""
+
+    def __init__(self, instance: Instance) -> None:
+        super().__init__(instance.label)
+        self.instance = instance
 
 
 def _actor_class() -> Any:
@@ -218,41 +246,91 @@ class RayExecutor:
                     f"{have.get(ray_key, 0):g} {ray_key}; lower resources.properties.{key} or add nodes",
                     details={"compute": self.name})
         launch.log.parent.mkdir(parents=True, exist_ok=True)
-        actor = _actor_class().options(**options).remote()
         # the cluster's address, for a step that places work of its own on it (the batch engine's workers)
         env = {**dict(launch.env), "MLYARD_COMPUTE": self.name,
                "MLYARD_RAY_ADDRESS": str(ray.get_runtime_context().gcs_address)}
-        pid, node_ip, node_id = ray.get(actor.start.remote(launch.command, str(launch.cwd), env))
-        with launch.log.open("ab") as log:
-            log.write(f"[mlyard] compute {self.name}: Ray actor on node {node_ip} (node id {node_id}), pid {pid}, "
-                      f"{', '.join(f'{k}={v}' for k, v in options.items() if k.startswith(('num_', 'mem')))}\n"
-                      .encode())
-        return Handle(pid=pid, proc=None, remote=RayRemote(actor, launch.log))
+        for attempt in range(1, PLACE_TRIES + 1):
+            try:
+                return self._place(launch, options, env)
+            except ray.exceptions.RayActorError as exc:
+                # a node that died a moment ago can still be chosen until Ray notices; the step never ran there
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+                if attempt == PLACE_TRIES:
+                    raise InvalidRequestError(f"compute {self.name!r}: the Ray node chosen for the step was lost "
+                                              f"before it started, {PLACE_TRIES} times ({why})",
+                                              details={"compute": self.name}) from None
+                with launch.log.open("ab") as log:
+                    log.write(f"[mlyard] compute {self.name}: the Ray node chosen for the step was lost before it "
+                              f"started ({why}); placing it again\n".encode())
+        raise AssertionError("unreachable")
 
-    def wait(self, handle: Handle, timeout_s: int | None) -> Outcome:
+    def _place(self, launch: Launch, options: dict[str, Any], env: dict[str, str]) -> Handle:
         import ray
 
+        asked = ', '.join(f'{k}={v}' for k, v in options.items() if k.startswith(('num_', 'mem')))
+        if launch.distribution is not None and ray_instances.spreads(launch.distribution, launch.resources):
+            placed = ray_instances.place(self.name, launch, options, env, _actor_class())
+            n = len(placed.actors)
+            remote = RayRemote([], launch.log, placed.group)
+            with launch.log.open("ab") as log:
+                for i, (actor, (pid, node_ip, node_id)) in enumerate(zip(placed.actors, placed.starts, strict=True)):
+                    remote.instances.append(Instance(actor, f"instance {i} of {n} (Ray node {node_id})"))
+                    log.write(f"[mlyard] compute {self.name}: Ray actor on node {node_ip} (node id {node_id}), pid "
+                              f"{pid}, {asked}; instance {i} of {n}\n".encode())
+            return Handle(pid=placed.starts[0][0], proc=None, remote=remote)
+        actor = _actor_class().options(**options).remote()
+        try:
+            pid, node_ip, node_id = ray.get(actor.start.remote(launch.command, str(launch.cwd), env))
+        except ray.exceptions.RayActorError:
+            try:
+                ray.kill(actor)
+            except Exception:  # noqa: BLE001, S110 - gone with its node already
+                pass
+            raise
+        with launch.log.open("ab") as log:
+            log.write(f"[mlyard] compute {self.name}: Ray actor on node {node_ip} (node id {node_id}), pid {pid}, "
+                      f"{asked}\n".encode())
+        return Handle(pid=pid, proc=None, remote=RayRemote([Instance(actor)], launch.log))
+
+    def wait(self, handle: Handle, timeout_s: int | None) -> Outcome:
         remote: RayRemote = handle.remote
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
             while True:
-                code = ray.get(remote.actor.poll.remote())
-                self._pull_log(remote)
-                if code is not None:
-                    self._pull_log(remote, to_end=True)
-                    return Outcome(code, canceled=handle.canceled.is_set())
+                codes = [self._call(i, "poll") for i in remote.instances]
+                self._pull_logs(remote)
+                failed = next(((i, c) for i, c in zip(remote.instances, codes, strict=True) if c not in (None, 0)),
+                              None)
+                if failed is not None and len(remote.instances) > 1 and not handle.canceled.is_set():
+                    self._stop(remote)
+                    self._pull_logs(remote, to_end=True)
+                    reason = f"{failed[0].label} exited with code {failed[1]}; the other instances were stopped"
+                    self._note(remote, reason)
+                    return Outcome(failed[1], canceled=handle.canceled.is_set(), reason=reason)
+                if all(c is not None for c in codes):
+                    self._pull_logs(remote, to_end=True)
+                    return Outcome(failed[1] if failed else 0, canceled=handle.canceled.is_set())
                 if handle.canceled.is_set():
                     return Outcome(None, canceled=True)
                 if deadline is not None and time.monotonic() > deadline:
                     self._stop(remote)
                     return Outcome(None, timed_out=True)
                 time.sleep(POLL_S)
-        except ray.exceptions.RayActorError:
-            reason = "the Ray node or actor running the step was lost (its node died, or it was killed)"
+        except InstanceLostError as lost:
+            if len(remote.instances) > 1:
+                self._stop(remote)
+                try:
+                    self._pull_logs(remote, to_end=True, skip=lost.instance)
+                except InstanceLostError:  # another node went too: what it logged is gone with it
+                    pass
+                what = f"the Ray node or actor running {lost.instance.label} was lost"
+                after = "; the other instances were stopped"
+            else:
+                what, after = "the Ray node or actor running the step was lost", ""
+            reason = f"{what} (its node died, or it was killed){after}"
             reason += "; its outputs were not recorded: run the job again (completed steps are reused)"
-            with open(remote.log_path, "ab") as log:
-                log.write(f"\n[mlyard] {reason}\n".encode())
-            return Outcome(None, canceled=handle.canceled.is_set(), lost=reason)
+            self._note(remote, reason)
+            return Outcome(None, canceled=handle.canceled.is_set(), reason=reason)
         finally:
             self._release(remote)
 
@@ -262,33 +340,70 @@ class RayExecutor:
             self._stop(handle.remote)
 
     @staticmethod
-    def _stop(remote: RayRemote) -> None:
+    def _call(instance: Instance, method: str, *args: Any) -> Any:
         import ray
 
         try:
-            ray.get(remote.actor.stop.remote(), timeout=KILL_GRACE_S * 3)
-        except Exception:  # noqa: BLE001 - the actor may be gone already; then so is its process
-            pass
+            return ray.get(getattr(instance.actor, method).remote(*args))
+        except ray.exceptions.RayActorError:
+            raise InstanceLostError(instance) from None
 
     @staticmethod
-    def _pull_log(remote: RayRemote, to_end: bool = False) -> None:
+    def _note(remote: RayRemote, line: str) -> None:
+        with open(remote.log_path, "ab") as log:
+            log.write(f"\n[mlyard] {line}\n".encode())
+
+    @staticmethod
+    def _stop(remote: RayRemote) -> None:
+        """Stop every instance's processes at once (each waits out its own grace period)."""
         import ray
 
-        while True:
-            data = ray.get(remote.actor.read.remote(remote.offset))
-            if data:
-                with open(remote.log_path, "ab") as log:
-                    log.write(data)
-                remote.offset += len(data)
-            if not to_end or len(data) < LOG_CHUNK:
-                return
+        refs = []
+        for instance in remote.instances:
+            try:
+                refs.append(instance.actor.stop.remote())
+            except Exception:  # noqa: BLE001, S112 - the actor may be gone already; then so is its process
+                continue
+        for ref in refs:
+            try:
+                ray.get(ref, timeout=KILL_GRACE_S * 3)
+            except Exception:  # noqa: BLE001, S112 - as above
+                continue
+
+    @classmethod
+    def _pull_logs(cls, remote: RayRemote, to_end: bool = False, skip: Instance | None = None) -> None:
+        """Copy what each instance logged since the last pull into the step's log.
+
+        Several instances' logs are copied whole lines at a time (all of it at the end), so that their lines do
+        not cut into each other; a single instance's log is copied as it comes.
+        """
+        whole_lines = len(remote.instances) > 1
+        for instance in remote.instances:
+            if instance is skip:
+                continue
+            while True:
+                data = cls._call(instance, "read", instance.offset)
+                full = len(data) == LOG_CHUNK
+                if whole_lines and not to_end:
+                    data = data[:data.rfind(b"\n") + 1]
+                if data:
+                    with open(remote.log_path, "ab") as log:
+                        log.write(data)
+                    instance.offset += len(data)
+                if not to_end or not full:
+                    break
 
     @staticmethod
     def _release(remote: RayRemote) -> None:
         import ray
 
-        try:
-            ray.get(remote.actor.close.remote(), timeout=5)
-        except Exception:  # noqa: BLE001 - a lost actor has nothing to clean
-            pass
-        ray.kill(remote.actor)
+        for instance in remote.instances:
+            try:
+                ray.get(instance.actor.close.remote(), timeout=5)
+            except Exception:  # noqa: BLE001, S110 - a lost actor has nothing to clean
+                pass
+            ray.kill(instance.actor)
+        if remote.group is not None:
+            from ray.util.placement_group import remove_placement_group
+
+            remove_placement_group(remote.group)

@@ -57,6 +57,7 @@ from mlyard.jobs.plan import (
 )
 from mlyard.jobs.ray_executor import RayExecutor
 from mlyard.jobs.ray_executor import disconnect as ray_disconnect
+from mlyard.jobs.ray_instances import spreads
 from mlyard.jobs.records import JobTokens
 from mlyard.jobs.render import path_text, render_command
 from mlyard.jobs.resolve import PipelineContext, StepResolver
@@ -523,7 +524,10 @@ class JobRunner(StepOutputs, StepResolver):
                 rendered_out[n] = str(target)
             command = render_command(step["command"], {n: (None if t is None else t) for n, t in rendered_in.items()},
                                      {n: path_text(p) for n, p in rendered_out.items()})
-            command = distributed_command(command, step.get("distribution"), step.get("resources"))
+            # on a Ray compute a distributed step's instances go to nodes of their own, started by the executor
+            spread = isinstance(executor, RayExecutor) and spreads(step.get("distribution"), step.get("resources"))
+            if not spread:
+                command = distributed_command(command, step.get("distribution"), step.get("resources"))
             secret, token_hash = self._tokens.issue(row.created_by, row.actor_role)
             self._update(row.name, token_hash=token_hash)
             launch_env = self._process_env(row, step, env, rendered_in, rendered_out, secret)
@@ -541,7 +545,7 @@ class JobRunner(StepOutputs, StepResolver):
         self._log(row.name, f"running: {command}")
         try:
             handle = executor.start(Launch(row.name, command, wd, launch_env, self.log_path(row.name), timeout,
-                                           step.get("resources")))
+                                           step.get("resources"), step.get("distribution") if spread else None))
         except MlyardError as exc:  # a compute that cannot take the step (no Ray, an unreachable cluster, ...)
             self._log(row.name, f"could not start: {exc.message}")
             self._finish_row(row.name, "Failed", exc.message)
@@ -567,7 +571,7 @@ class JobRunner(StepOutputs, StepResolver):
             self._finish_row(row.name, "Canceled", act.stops.get(row.name) or act.reason)
             return StepResult(key, "Canceled")
         if outcome.exit_code != 0:
-            message = outcome.lost or f"the command exited with code {outcome.exit_code}"
+            message = outcome.reason or f"the command exited with code {outcome.exit_code}"
             if hint := missing_module_hint(self.log_tail(row.name), env.mode):
                 message += f"; {hint}"
             self._log(row.name, message)
