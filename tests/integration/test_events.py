@@ -373,13 +373,19 @@ def test_cli_lists_as_table_and_json(server: ServerProcess, client: MlyardClient
     assert queried.returncode == 2 and "--query applies to a listing" in queried.stderr
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child: SIGINT's default action, as a command started from a terminal has it. A child inherits an ignored
+    SIGINT (libraries started earlier in the test process may ignore it), and Python then leaves it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_cli_follow_prints_the_tail_then_live_events_and_ctrl_c_exits_0(server: ServerProcess,
                                                                        client: MlyardClient,
                                                                        tmp_path: Path) -> None:
     make_data(client, tmp_path, "events-follow", "1")
     proc = subprocess.Popen([sys.executable, "-m", "mlyard", "events", "--follow", "-o", "json", "-s",
                              "events-follow"], env={**os.environ, **server.env()}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     try:
         assert proc.stdout is not None
         assert json.loads(proc.stdout.readline())["subject"] == "events-follow:1"  # the tail
